@@ -1,0 +1,34 @@
+"""DFR's feature autoencoder: 1x1 convolutions only, so every position is coded on its own."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+class FeatureAutoencoder(nn.Module):
+    """Encoder C → h → BN → ReLU → 2d → BN → ReLU → d; decoder d → 2d → BN → ReLU → h → BN → ReLU → C.
+
+    The output layer is linear. ``hidden`` (h) defaults to the paper's ``(C + 2d) // 2``.
+    Input and output: (N, C, H, W) with any H, W.
+    """
+
+    def __init__(self, in_channels: int, latent_dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or (in_channels + 2 * latent_dim) // 2
+        self.encoder = nn.Sequential(
+            *_block(in_channels, hidden), *_block(hidden, 2 * latent_dim), nn.Conv2d(2 * latent_dim, latent_dim, 1)
+        )
+        self.decoder = nn.Sequential(
+            *_block(latent_dim, 2 * latent_dim), *_block(2 * latent_dim, hidden), nn.Conv2d(hidden, in_channels, 1)
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(features))
+
+    def flops_per_position(self) -> int:
+        """Multiply-adds x 2 of one forward pass at one position."""
+        return sum(2 * m.in_channels * m.out_channels for m in self.modules() if isinstance(m, nn.Conv2d))

@@ -1,0 +1,282 @@
+"""DFR (Deep Feature Reconstruction): a feature autoencoder on frozen VGG19 regional features."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dfr.autoencoder import FeatureAutoencoder
+from dfr.backbones.vgg import IMAGENET_MEAN, IMAGENET_STD, LAYER_CHANNELS, RELU_LAYERS, VGG19, truncated_state_dict, vgg19
+from dfr.features import PAPER_LAYERS, RegionalFeatureExtractor
+from dfr.model import AnomalyModel
+
+# Defaults each preset gives to the training arguments left as None.
+PRESETS: dict[str, dict[str, Any]] = {
+    # REFERENCE.md §1 as the authors ran it: full 64x64 maps computed on the fly, batches of
+    # 4 images, Adam 1e-4, 150 epochs, hidden width (C + 2d) // 2. Meant for a GPU.
+    "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper"},
+    # CPU-practical: the same features and maps, but features are extracted once, a seeded
+    # sample of positions per image is cached as vectors, and a narrower autoencoder
+    # (first hidden layer 2d wide) is trained on them with larger batches and learning rate.
+    "cpu": {"positions_per_image": 512, "batch_size": 1024, "learning_rate": 1e-3, "epochs": 12, "hidden": "2d"},
+}
+INFERENCE_BATCH = 4
+
+
+class DFR(AnomalyModel):
+    """Deep Feature Reconstruction (Shi et al. 2021) under the shared :class:`dfr.AnomalyModel` API.
+
+    A frozen VGG19 turns each image, resized to ``image_size``, into a regional feature map
+    (C, S/4, S/4) from ``layers``; a 1x1-conv autoencoder whose latent size ``d`` keeps
+    ``explained_variance`` of the PCA variance reconstructs it. The anomaly map is the mean
+    squared error over channels at each position, resized bilinearly to the input's size.
+
+    Args:
+        preset: ``"cpu"`` (default; practical on a CPU) or ``"paper"`` (the authors' settings,
+            for a GPU). Arguments left as ``None`` take the preset's value.
+        weights: ``"imagenet"`` (torchvision's checkpoint, fetched once and cached), a path to
+            ``vgg19-dcbb9e9d.pth``, or ``None`` for seeded random weights (tests only).
+        layers: VGG19 ReLU outputs to use (default the paper's 12, 3456 channels).
+        image_size: side S of the square network input, a multiple of 4.
+        reflect_padding: reflection instead of zero padding in the backbone, as in the paper.
+        explained_variance: PCA variance fraction that fixes the latent size.
+        latent_dim: fix the latent size instead of choosing it by PCA.
+        pca_samples: feature vectors sampled across all training images for the PCA.
+        hidden: width of the outer hidden layers; ``None`` takes the preset's rule.
+        positions_per_image: ``None`` trains on whole maps (batches of ``batch_size`` images);
+            a number caches that many sampled positions per image and trains on those vectors
+            (batches of ``batch_size`` vectors).
+        epochs, batch_size, learning_rate: Adam training of the autoencoder on MSE.
+        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`AnomalyModel`.
+
+    Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
+    ``latent_dim_`` entries), ``training_loss_`` (mean loss per epoch), ``threshold_``,
+    ``score_stats_``.
+    """
+
+    def __init__(
+        self,
+        preset: str = "cpu",
+        *,
+        weights: str | None = "imagenet",
+        layers: tuple[str, ...] | list[str] = PAPER_LAYERS,
+        image_size: int = 256,
+        reflect_padding: bool = True,
+        explained_variance: float = 0.9,
+        latent_dim: int | None = None,
+        pca_samples: int = 8192,
+        hidden: int | None = None,
+        positions_per_image: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        target_fpr: float = 0.005,
+        validation_fraction: float = 0.2,
+        min_box_area: int = 16,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            target_fpr=target_fpr, validation_fraction=validation_fraction,
+            min_box_area=min_box_area, seed=seed, device=device,
+        )
+        self.preset = preset
+        self.weights = weights
+        self.layers = tuple(layers)
+        self.image_size = image_size
+        self.reflect_padding = reflect_padding
+        self.explained_variance = explained_variance
+        self.latent_dim = latent_dim
+        self.pca_samples = pca_samples
+        self.hidden = hidden
+        self.positions_per_image = positions_per_image
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+
+    # ----------------------------------------------------------------- configuration
+
+    def training_settings(self) -> dict[str, Any]:
+        """The training arguments after the preset has filled in those left as ``None``."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
+        settings = dict(PRESETS[self.preset])
+        explicit = {
+            "positions_per_image": self.positions_per_image, "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate, "epochs": self.epochs, "hidden": self.hidden,
+        }
+        settings.update({name: value for name, value in explicit.items() if value is not None})
+        return settings
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the regional feature map: the sum over the chosen layers."""
+        return sum(LAYER_CHANNELS[name] for name in self.layers)
+
+    def _validate(self) -> None:
+        unknown = [name for name in self.layers if name not in RELU_LAYERS]
+        if unknown or not self.layers:
+            raise ValueError(f"layers must be VGG19 ReLU names from {list(RELU_LAYERS)}, got {list(self.layers)}")
+        if self.image_size < 16 or self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
+        if not 0.0 < self.explained_variance <= 1.0:
+            raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
+
+    # ----------------------------------------------------------------- fitting
+
+    def _fit(self, images: list[np.ndarray]) -> None:
+        self._validate()
+        settings = self.training_settings()
+        fork_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(self.seed)
+            backbone = vgg19(self.weights, reflect_padding=self.reflect_padding, seed=self.seed)
+            self.extractor_ = RegionalFeatureExtractor(backbone, self.layers, self.image_size).to(self.device_)
+            rng = np.random.default_rng(self.seed)
+            per_image = settings["positions_per_image"] or math.ceil(self.pca_samples / len(images))
+            vectors = self._sample_vectors(images, per_image, rng)
+            pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
+            self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(vectors[np.sort(pca_rows)])
+            hidden = self._hidden_width(settings["hidden"])
+            self.autoencoder_ = FeatureAutoencoder(self.in_channels, self.latent_dim_, hidden).to(self.device_)
+            if settings["positions_per_image"] is None:
+                del vectors
+                batches = self._map_batches(images, settings["batch_size"])
+            else:
+                batches = self._vector_batches(vectors, settings["batch_size"])
+            self.training_loss_ = self._train(batches, settings["epochs"], settings["learning_rate"])
+
+    def _hidden_width(self, rule: int | str) -> int:
+        if rule == "paper":
+            return (self.in_channels + 2 * self.latent_dim_) // 2
+        if rule == "2d":
+            return 2 * self.latent_dim_
+        return int(rule)
+
+    def _sample_vectors(self, images: list[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
+        """``per_image`` seeded random positions of every image's feature map: (n, C) float32 on CPU."""
+        positions = (self.image_size // 4) ** 2
+        per_image = min(per_image, positions)
+        samples = []
+        for features in self._feature_batches(images, "features"):
+            flat = features.flatten(2).cpu()
+            for one in flat:
+                chosen = torch.from_numpy(rng.choice(positions, size=per_image, replace=False))
+                samples.append(one[:, chosen].T.contiguous())
+        return torch.cat(samples)
+
+    def _pca_latent_dim(self, vectors: torch.Tensor) -> tuple[int, list[float]]:
+        """Smallest d whose principal components keep ``explained_variance`` of the variance."""
+        if self.latent_dim is not None:
+            return int(self.latent_dim), []
+        centred = vectors.double() - vectors.double().mean(0)
+        covariance = centred.T @ centred / max(len(centred) - 1, 1)
+        eigenvalues = torch.linalg.eigvalsh(covariance).flip(0).clamp_min(0)
+        ratio = eigenvalues / eigenvalues.sum()
+        latent = int(torch.searchsorted(ratio.cumsum(0), torch.tensor(self.explained_variance, dtype=ratio.dtype))) + 1
+        latent = min(latent, self.in_channels)
+        return latent, ratio[:latent].tolist()
+
+    def _vector_batches(self, vectors: torch.Tensor, batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed)
+
+        def one_epoch() -> Iterator[torch.Tensor]:
+            order = torch.randperm(len(vectors), generator=generator)
+            for start in range(0, len(vectors), batch_size):
+                rows = order[start:start + batch_size]
+                if len(rows) > 1:
+                    yield vectors[rows].to(self.device_)[:, :, None, None]
+
+        while True:
+            yield one_epoch()
+
+    def _map_batches(self, images: list[np.ndarray], batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            order = torch.randperm(len(images), generator=generator).tolist()
+            yield self._feature_batches([images[i] for i in order], None, batch_size)
+
+    def _train(self, epochs_of_batches: Iterator[Iterator[torch.Tensor]], epochs: int, learning_rate: float) -> list[float]:
+        optimiser = torch.optim.Adam(self.autoencoder_.parameters(), lr=learning_rate)
+        self.autoencoder_.train()
+        history = []
+        progress = tqdm(range(epochs), desc="DFR: training autoencoder", unit="epoch", disable=None)
+        for _, batches in zip(progress, epochs_of_batches):
+            total, count = 0.0, 0
+            for features in batches:
+                loss = F.mse_loss(self.autoencoder_(features), features)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total, count = total + loss.item(), count + 1
+            history.append(total / max(count, 1))
+            progress.set_postfix(loss=f"{history[-1]:.4g}")
+        self.autoencoder_.eval()
+        return history
+
+    # ----------------------------------------------------------------- inference
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 1|3) float in [0, 1] → (3, S, S) ImageNet-normalised tensor."""
+        size = self.image_size
+        shrink = image.shape[0] > size or image.shape[1] > size
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        resized = resized.reshape(size, size, -1)
+        if resized.shape[2] == 1:
+            resized = np.repeat(resized, 3, axis=2)
+        mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+        return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
+
+    def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
+        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time."""
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc=f"DFR: {desc}", unit="batch", disable=None if desc else True):
+            batch = torch.stack([self._preprocess(image) for image in images[start:start + batch_size]])
+            yield self.extractor_(batch.to(self.device_))
+
+    @torch.no_grad()
+    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        self.autoencoder_.eval()
+        maps: list[np.ndarray] = []
+        for features in self._feature_batches(images, "anomaly maps"):
+            errors = (self.autoencoder_(features) - features).pow_(2).mean(1, keepdim=True)
+            for error in errors:
+                height, width = images[len(maps)].shape[:2]
+                resized = F.interpolate(error[None], size=(height, width), mode="bilinear", align_corners=True)
+                maps.append(resized[0, 0].float().cpu().numpy())
+        return maps
+
+    # ----------------------------------------------------------------- persistence
+
+    def _state(self) -> dict[str, Any]:
+        deepest = max(self.layers, key=RELU_LAYERS.__getitem__)
+        return {
+            "backbone": {k: v.cpu() for k, v in truncated_state_dict(self.extractor_.backbone, deepest).items()},
+            "autoencoder": {k: v.cpu() for k, v in self.autoencoder_.state_dict().items()},
+            "latent_dim": self.latent_dim_,
+            "hidden": self.autoencoder_.encoder[0].out_channels,
+            "explained_variance_ratio": list(self.explained_variance_ratio_),
+            "training_loss": list(self.training_loss_),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self._validate()
+        backbone = VGG19(reflect_padding=self.reflect_padding)
+        missing, unexpected = backbone.load_state_dict(state["backbone"], strict=False)
+        deepest = max(self.layers, key=RELU_LAYERS.__getitem__)
+        needed = truncated_state_dict(backbone, deepest)
+        if unexpected or any(key in needed for key in missing):
+            raise ValueError("model file: backbone weights do not match the configured VGG19 layers")
+        self.extractor_ = RegionalFeatureExtractor(backbone.eval().requires_grad_(False), self.layers, self.image_size)
+        self.extractor_.to(self.device_)
+        self.latent_dim_ = int(state["latent_dim"])
+        self.autoencoder_ = FeatureAutoencoder(self.in_channels, self.latent_dim_, int(state["hidden"]))
+        self.autoencoder_.load_state_dict(state["autoencoder"])
+        self.autoencoder_.to(self.device_).eval()
+        self.explained_variance_ratio_ = list(state["explained_variance_ratio"])
+        self.training_loss_ = list(state["training_loss"])
