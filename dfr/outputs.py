@@ -1,0 +1,112 @@
+"""Writing a :class:`~dfr.Prediction` to a folder: raw maps, heatmaps, masks, overlays, boxes, scores.
+
+Layout of the output folder::
+
+    maps/<name>.npy       float32 anomaly map (H, W) at the input's size
+    heatmaps/<name>.png   the map coloured on the model's dataset-wide scale (never per image)
+    masks/<name>.png      0/255 mask: map > threshold
+    overlays/<name>.png   the input with the heatmap blended in and the boxes drawn
+    boxes.json            threshold, colour scale and, per image, boxes [x0, y0, x1, y1, score]
+    scores.csv            name, score, anomalous (score > threshold), number of boxes
+
+The folder is written to a temporary sibling and renamed into place, so a failed run leaves
+nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfr.prediction import Prediction
+
+
+def colourise(anomaly_map: np.ndarray, low: float, high: float) -> np.ndarray:
+    """uint8 BGR heatmap (H, W, 3) of ``anomaly_map`` on the fixed scale [low, high]."""
+    scaled = np.clip((anomaly_map - low) / max(high - low, 1e-12), 0.0, 1.0)
+    return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """uint8 BGR image: the input (H, W, 1|3) in [0, 1] blended with ``heatmap``, boxes in green."""
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    bgr = cv2.cvtColor((rgb * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    picture = cv2.addWeighted(bgr, 0.6, heatmap, 0.4, 0.0)
+    for x0, y0, x1, y1, score in boxes:
+        cv2.rectangle(picture, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 255, 0), 1)
+        cv2.putText(picture, f"{score:.3g}", (int(x0), max(int(y0) - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 255, 0), 1)
+    return picture
+
+
+def unique_stems(names: list[str]) -> list[str]:
+    """File stems without suffix, made unique by appending ``_<index>`` where they repeat."""
+    stems = [Path(name).stem for name in names]
+    repeated = {stem for stem in stems if stems.count(stem) > 1}
+    return [f"{stem}_{index}" if stem in repeated else stem for index, stem in enumerate(stems)]
+
+
+def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse a non-empty existing folder unless ``overwrite``; return the folder as a Path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out}: folder is not empty (use --overwrite / overwrite=True to replace it)")
+    return out
+
+
+def write_prediction(
+    out: str | os.PathLike,
+    prediction: Prediction,
+    images: list[np.ndarray],
+    names: list[str],
+    heatmap_range: tuple[float, float],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write everything for ``prediction`` of ``images`` (float (H, W, C) in [0, 1]) into ``out``."""
+    out = check_output_folder(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        _write_all(staging, prediction, images, unique_stems(names), heatmap_range)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_all(folder: Path, prediction: Prediction, images, stems, heatmap_range) -> None:
+    for sub in ("maps", "heatmaps", "masks", "overlays"):
+        (folder / sub).mkdir()
+    low, high = heatmap_range
+    records = []
+    for index, stem in enumerate(stems):
+        anomaly_map, mask, boxes = prediction.anomaly_maps[index], prediction.masks[index], prediction.boxes[index]
+        np.save(folder / "maps" / f"{stem}.npy", anomaly_map.astype(np.float32))
+        heatmap = colourise(anomaly_map, low, high)
+        _imwrite(folder / "heatmaps" / f"{stem}.png", heatmap)
+        _imwrite(folder / "masks" / f"{stem}.png", mask.astype(np.uint8) * 255)
+        _imwrite(folder / "overlays" / f"{stem}.png", overlay(images[index], heatmap, boxes))
+        records.append({"name": stem, "score": float(prediction.scores[index]), "boxes": boxes.round(4).tolist()})
+    summary = {"threshold": prediction.threshold, "heatmap_range": [low, high], "images": records}
+    (folder / "boxes.json").write_text(json.dumps(summary, indent=1))
+    with open(folder / "scores.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["name", "score", "anomalous", "boxes"])
+        for record in records:
+            writer.writerow([record["name"], f"{record['score']:.6g}", int(record["score"] > prediction.threshold), len(record["boxes"])])
+
+
+def _imwrite(path: Path, picture: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), picture):
+        raise OSError(f"{path}: could not write image")

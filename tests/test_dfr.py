@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+
+import dfr
+from dfr import DFR
+from tests.conftest import pixel_auc
+
+pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
+
+
+def test_finds_planted_defects_in_brick(fitted_dfr, brick):
+    prediction = fitted_dfr.predict(brick.test)
+    assert pixel_auc(prediction.anomaly_maps, brick.masks) >= 0.85
+    defective = [i for i, kind in enumerate(brick.defects) if kind != "good"]
+    assert all(prediction.masks[i][brick.masks[i]].any() for i in defective)
+    assert prediction.anomaly_maps.shape == (10, 128, 128) and prediction.anomaly_maps.dtype == np.float32
+
+
+def test_prediction_fields_are_consistent(fitted_dfr, brick):
+    prediction = fitted_dfr.predict(brick.test[:3])
+    assert len(prediction) == 3 and prediction.threshold == fitted_dfr.threshold_
+    assert np.array_equal(prediction.masks, prediction.anomaly_maps > fitted_dfr.threshold_)
+    assert np.allclose(prediction.scores, prediction.anomaly_maps.reshape(3, -1).max(1))
+    for boxes, anomaly_map in zip(prediction.boxes, prediction.anomaly_maps):
+        assert boxes.shape[1] == 5 and np.all(boxes[:, 4] > fitted_dfr.threshold_)
+        assert np.all(boxes[:, 4] <= anomaly_map.max())
+
+
+def test_learned_state(fitted_dfr):
+    assert 1 <= fitted_dfr.latent_dim_ < 3456
+    assert sum(fitted_dfr.explained_variance_ratio_) >= 0.9
+    assert fitted_dfr.training_loss_[-1] < fitted_dfr.training_loss_[0]
+    assert fitted_dfr.autoencoder_.encoder[0].out_channels == 2 * fitted_dfr.latent_dim_
+
+
+def test_maps_come_back_at_each_inputs_size(fitted_dfr, brick):
+    small, wide = brick.test[1][:96, :96], np.dstack([brick.test[2][:, :100]] * 3)
+    maps = fitted_dfr.anomaly_map([small, wide])
+    assert isinstance(maps, list) and maps[0].shape == (96, 96) and maps[1].shape == (128, 100)
+
+
+def test_batched_equals_one_by_one(fitted_dfr, brick):
+    together = fitted_dfr.anomaly_map(brick.test[:5])
+    for index in range(5):
+        assert np.allclose(fitted_dfr.anomaly_map(brick.test[index])[0], together[index], rtol=1e-5, atol=1e-7)
+
+
+def test_save_load_gives_identical_maps(fitted_dfr, brick, tmp_path):
+    path = tmp_path / "model.dfr"
+    fitted_dfr.save(path)
+    loaded = dfr.load(path, device="cpu")
+    assert isinstance(loaded, DFR) and loaded.get_params() == fitted_dfr.get_params() | {"device": "cpu"}
+    assert loaded.threshold_ == fitted_dfr.threshold_ and loaded.latent_dim_ == fitted_dfr.latent_dim_
+    assert np.array_equal(loaded.anomaly_map(brick.test[:3]), fitted_dfr.anomaly_map(brick.test[:3]))
+    with pytest.raises(FileExistsError, match="exists"):
+        fitted_dfr.save(path, overwrite=False)
+
+
+def _tiny(**kwargs):
+    return DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), device="cpu", **kwargs)
+
+
+def test_same_seed_same_maps_other_seed_other_maps(brick):
+    images = [image[:64, :64] for image in brick.train[:6]]
+    first = _tiny(seed=5, epochs=2).fit(images).anomaly_map(images)
+    second = _tiny(seed=5, epochs=2).fit(images).anomaly_map(images)
+    third = _tiny(seed=6, epochs=2).fit(images).anomaly_map(images)
+    assert np.array_equal(first, second) and not np.allclose(first, third)
+
+
+def test_paper_preset_trains_on_whole_maps(brick):
+    model = _tiny(preset="paper", epochs=2).fit([image[:64, :64] for image in brick.train[:6]])
+    settings = model.training_settings()
+    assert settings["positions_per_image"] is None and settings["learning_rate"] == 1e-4
+    assert settings["batch_size"] == 4 and len(model.training_loss_) == 2
+    assert model.autoencoder_.encoder[0].out_channels == (model.in_channels + 2 * model.latent_dim_) // 2
+
+
+def test_pca_sample_spans_all_training_images(brick, monkeypatch):
+    images = [np.full((32, 32), value, np.float32) for value in np.linspace(0, 1, 12)]
+    model = _tiny(latent_dim=4, epochs=1, pca_samples=120)
+    captured = {}
+    original = DFR._pca_latent_dim
+
+    def spy(self, vectors):
+        captured["vectors"] = vectors
+        return original(self, vectors)
+
+    monkeypatch.setattr(DFR, "_pca_latent_dim", spy)
+    model.fit(images[:10], validation=images[10:])
+    # constant images → one distinct feature vector per image; all 10 must be in the sample
+    distinct = torch.unique(captured["vectors"].round(decimals=4), dim=0)
+    assert len(distinct) == 10 and len(captured["vectors"]) == 120
+
+
+def test_bad_configuration_is_reported(brick):
+    with pytest.raises(ValueError, match="unknown preset"):
+        _tiny(preset="fast").fit(brick.train[:3])
+    with pytest.raises(ValueError, match="layers must be VGG19 ReLU names"):
+        DFR(weights=None, layers=("conv1",)).fit(brick.train[:3])
+    with pytest.raises(ValueError, match="at least 2 training items"):
+        _tiny().fit(brick.train[:1])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        _tiny().predict(brick.train[:1])
