@@ -12,8 +12,10 @@ def _block(in_channels: int, out_channels: int) -> list[nn.Module]:
 class FeatureAutoencoder(nn.Module):
     """Encoder C → h → BN → ReLU → 2d → BN → ReLU → d; decoder d → 2d → BN → ReLU → h → BN → ReLU → C.
 
-    The output layer is linear. ``hidden`` (h) defaults to the paper's ``(C + 2d) // 2``.
-    Input and output: (N, C, H, W) with any H, W.
+    All layers are 1x1 convolutions; the output layer is linear. ``hidden`` (h) defaults to
+    the paper's ``(C + 2d) // 2``. Input and output: (N, C, H, W) with any H, W. Feed inputs
+    in channels-last memory layout: each 1x1 convolution then runs as one matrix product
+    (on the project's CPU ~1.5x faster than ``nn.Linear`` on the same matrix).
     """
 
     def __init__(self, in_channels: int, latent_dim: int, hidden: int | None = None) -> None:
@@ -30,5 +32,5 @@ class FeatureAutoencoder(nn.Module):
         return self.decoder(self.encoder(features))
 
     def flops_per_position(self) -> int:
-        """Multiply-adds x 2 of one forward pass at one position."""
+        """FLOPs (2 x multiply-adds) of one forward pass at one position."""
         return sum(2 * m.in_channels * m.out_channels for m in self.modules() if isinstance(m, nn.Conv2d))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Iterator
 
 import cv2
@@ -55,8 +56,8 @@ class DFR(AnomalyModel):
         target_fpr, validation_fraction, min_box_area, seed, device: see :class:`AnomalyModel`.
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
-    ``latent_dim_`` entries), ``training_loss_`` (mean loss per epoch), ``threshold_``,
-    ``score_stats_``.
+    ``latent_dim_`` entries), ``training_loss_`` (mean loss per epoch), ``fit_seconds_``
+    (wall time of feature sampling, PCA and training), ``threshold_``, ``score_stats_``.
     """
 
     def __init__(
@@ -139,9 +140,12 @@ class DFR(AnomalyModel):
             self.extractor_ = RegionalFeatureExtractor(backbone, self.layers, self.image_size).to(self.device_)
             rng = np.random.default_rng(self.seed)
             per_image = settings["positions_per_image"] or math.ceil(self.pca_samples / len(images))
+            started = time.perf_counter()
             vectors = self._sample_vectors(images, per_image, rng)
+            self.fit_seconds_ = {"features": time.perf_counter() - started}
             pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
             self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(vectors[np.sort(pca_rows)])
+            self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
             self.autoencoder_ = FeatureAutoencoder(self.in_channels, self.latent_dim_, hidden).to(self.device_)
             if settings["positions_per_image"] is None:
@@ -149,7 +153,9 @@ class DFR(AnomalyModel):
                 batches = self._map_batches(images, settings["batch_size"])
             else:
                 batches = self._vector_batches(vectors, settings["batch_size"])
+            started = time.perf_counter()
             self.training_loss_ = self._train(batches, settings["epochs"], settings["learning_rate"])
+            self.fit_seconds_["train"] = time.perf_counter() - started
 
     def _hidden_width(self, rule: int | str) -> int:
         if rule == "paper":
@@ -233,7 +239,10 @@ class DFR(AnomalyModel):
         return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
 
     def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time."""
+        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
+
+        The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
+        """
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc=f"DFR: {desc}", unit="batch", disable=None if desc else True):
             batch = torch.stack([self._preprocess(image) for image in images[start:start + batch_size]])

@@ -49,7 +49,11 @@ def regional_matrix(size_in: int, image_size: int) -> np.ndarray:
 
 
 def regional_features(activations: dict[str, torch.Tensor], image_size: int) -> torch.Tensor:
-    """Concatenate the regional maps of all layers: (N, sum of C, image_size / 4, image_size / 4)."""
+    """Concatenate the regional maps of all layers: (N, sum of C, image_size / 4, image_size / 4).
+
+    The result is laid out channels-last in memory (one feature vector per position is
+    contiguous), the layout the per-position autoencoder reads without copying.
+    """
     if image_size % WINDOW:
         raise ValueError(f"image_size must be a multiple of {WINDOW}, got {image_size}")
     maps = []
@@ -57,8 +61,8 @@ def regional_features(activations: dict[str, torch.Tensor], image_size: int) -> 
         height, width = activation.shape[-2:]
         rows = torch.as_tensor(regional_matrix(height, image_size), dtype=activation.dtype, device=activation.device)
         cols = torch.as_tensor(regional_matrix(width, image_size), dtype=activation.dtype, device=activation.device)
-        maps.append(rows @ activation @ cols.T)
-    return torch.cat(maps, dim=1)
+        maps.append(torch.einsum("ih,nchw,jw->nijc", rows, activation, cols))
+    return torch.cat(maps, dim=3).permute(0, 3, 1, 2)
 
 
 class RegionalFeatureExtractor(torch.nn.Module):

@@ -1,0 +1,138 @@
+"""DFR throughput and memory for both presets, next to this machine's measured fp32 matmul peak.
+
+Prints, per preset: feature extraction images/s, autoencoder training throughput, predict
+images/s, peak RSS, and achieved GFLOP/s (analytic FLOP counts of the VGG19 convolutions and
+the 1x1-conv autoencoder divided by wall time). Each preset runs in its own process so that
+peak RSS belongs to it alone.
+
+    python benchmarks/perf_dfr.py                      # both presets, default sizes
+    python benchmarks/perf_dfr.py --preset cpu --images 100
+    python benchmarks/perf_dfr.py --preset paper --images 8 --epochs 1
+
+The paper preset trains for 150 epochs on whole maps, which takes hours on a CPU; by default
+it is timed on fewer images and one epoch (throughput does not depend on the epoch count).
+Weights are seeded random (no download); the cost is the same as with ImageNet weights except
+that the latent size, chosen by PCA, may differ (``--latent-dim`` fixes it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+
+from dfr import DFR
+from dfr.backbones.vgg import RELU_LAYERS, VGG19
+from dfr.synthetic import defect_dataset
+
+DEFAULTS = {"cpu": {"images": 100, "epochs": None}, "paper": {"images": 8, "epochs": 1}}
+
+
+def matmul_peak_gflops(size: int = 2048, seconds: float = 3.0) -> float:
+    """Best fp32 matmul rate over repeated (size x size) products, in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def backbone_gflop(layers: tuple[str, ...], size: int) -> float:
+    """FLOPs (2 x multiply-adds) of the VGG19 convolutions up to the deepest layer, per image, in GFLOP."""
+    deepest = max(RELU_LAYERS[name] for name in layers)
+    total, side = 0.0, size
+    for module in VGG19().features[:deepest + 1]:
+        if isinstance(module, torch.nn.MaxPool2d):
+            side //= 2
+        elif isinstance(module, torch.nn.Conv2d):
+            total += 2 * module.in_channels * module.out_channels * 9 * side * side
+    return total / 1e9
+
+
+def run_preset(preset: str, images: int, epochs: int | None, size: int, latent_dim: int | None) -> dict:
+    data = defect_dataset("brick", n_train=images, n_test=8, size=size, seed=0)
+    model = DFR(preset, weights=None, image_size=size, epochs=epochs, latent_dim=latent_dim, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        started = time.perf_counter()
+        model.fit(data.train)
+        fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model.predict(data.test)
+    predict_seconds = time.perf_counter() - started
+
+    n_train = len(data.train) - round(model.validation_fraction * len(data.train))
+    settings = model.training_settings()
+    positions = (size // 4) ** 2
+    ae_gflop_position = model.autoencoder_.flops_per_position() / 1e9
+    vgg_gflop = backbone_gflop(model.layers, size)
+    predict_gflop = len(data.test) * (vgg_gflop + positions * ae_gflop_position)
+    if settings["positions_per_image"] is None:  # whole maps, features recomputed every epoch
+        train_gflop = settings["epochs"] * n_train * (vgg_gflop + 3 * positions * ae_gflop_position)
+    else:
+        train_gflop = settings["epochs"] * n_train * settings["positions_per_image"] * 3 * ae_gflop_position
+    return {
+        "preset": preset, "images": len(data.train), "train_images": n_train, "size": size,
+        "epochs": settings["epochs"], "latent_dim": model.latent_dim_,
+        "hidden": model.autoencoder_.encoder[0].out_channels,
+        "fit_s": fit_seconds,
+        "feature_images_per_s": n_train / model.fit_seconds_["features"],
+        "feature_gflops": n_train * vgg_gflop / model.fit_seconds_["features"],
+        "train_s": model.fit_seconds_["train"],
+        "train_image_epochs_per_s": settings["epochs"] * n_train / model.fit_seconds_["train"],
+        "train_gflops": train_gflop / model.fit_seconds_["train"],
+        "predict_images_per_s": len(data.test) / predict_seconds,
+        "predict_gflops": predict_gflop / predict_seconds,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def report(result: dict, peak: float) -> None:
+    r = result
+    print(f"\npreset {r['preset']!r}: {r['images']} images of {r['size']}x{r['size']} "
+          f"({r['train_images']} for training), {r['epochs']} epochs, latent {r['latent_dim']}, hidden {r['hidden']}")
+    print(f"  fit total            {r['fit_s']:8.1f} s")
+    print(f"  feature extraction   {r['feature_images_per_s']:8.2f} images/s   {r['feature_gflops']:6.1f} GFLOP/s")
+    print(f"  autoencoder training {r['train_image_epochs_per_s']:8.2f} image-epochs/s "
+          f"{r['train_gflops']:6.1f} GFLOP/s  ({r['train_s']:.1f} s)")
+    print(f"  predict              {r['predict_images_per_s']:8.2f} images/s   {r['predict_gflops']:6.1f} GFLOP/s "
+          f"= {100 * r['predict_gflops'] / peak:.0f} % of the matmul peak")
+    print(f"  peak RSS             {r['peak_rss_gib']:8.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=["cpu", "paper"], help="one preset in this process (default: both)")
+    parser.add_argument("--images", type=int, help="training images (default: cpu 100, paper 8)")
+    parser.add_argument("--epochs", type=int, help="autoencoder epochs (default: cpu its preset's, paper 1)")
+    parser.add_argument("--size", type=int, default=256, help="image side (default 256)")
+    parser.add_argument("--latent-dim", type=int, help="fix the latent size instead of PCA")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.preset and args.json:
+        defaults = DEFAULTS[args.preset]
+        result = run_preset(args.preset, args.images or defaults["images"],
+                            args.epochs or defaults["epochs"], args.size, args.latent_dim)
+        print(json.dumps(result))
+        return
+    peak = matmul_peak_gflops()
+    print(f"device: cpu, {torch.get_num_threads()} threads; fp32 matmul peak {peak:.1f} GFLOP/s")
+    for preset in [args.preset] if args.preset else ["cpu", "paper"]:
+        command = [sys.executable, __file__, "--preset", preset, "--size", str(args.size), "--json"]
+        for flag, value in (("--images", args.images), ("--epochs", args.epochs), ("--latent-dim", args.latent_dim)):
+            if value is not None:
+                command += [flag, str(value)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        report(json.loads(output.strip().splitlines()[-1]), peak)
+
+
+if __name__ == "__main__":
+    main()
