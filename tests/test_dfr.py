@@ -103,3 +103,14 @@ def test_bad_configuration_is_reported(brick):
         _tiny().fit(brick.train[:1])
     with pytest.raises(RuntimeError, match="not fitted"):
         _tiny().predict(brick.train[:1])
+
+
+def test_threshold_gives_the_target_fpr_on_held_out_normals(brick):
+    from dfr.synthetic import defect_dataset
+
+    normals = defect_dataset("brick", n_train=40, n_test=0, size=64, seed=1).train
+    model = _tiny(epochs=3, target_fpr=0.02).fit(normals[:10], validation=normals[10:25])
+    on_validation = np.mean(model.anomaly_map(normals[10:25]) > model.threshold_)
+    on_unseen = np.mean(model.anomaly_map(normals[25:]) > model.threshold_)
+    assert 0.02 - 1e-3 < on_validation <= 0.02
+    assert abs(on_unseen - 0.02) < 0.01
