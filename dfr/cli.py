@@ -7,7 +7,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dfr.backbones.vgg import IMAGENET_URL
@@ -121,8 +120,8 @@ def run_predict(args: argparse.Namespace) -> None:
         names += more_names
     prediction = model.predict(images)
     out = write_prediction(args.out, prediction, images, names, model.heatmap_range, overwrite=args.overwrite)
-    flagged = int(np.sum(prediction.scores > prediction.threshold))
-    print(f"{len(images)} images, {flagged} with pixels above the threshold {prediction.threshold:.6g}; wrote {out}")
+    flagged = sum(len(boxes) > 0 for boxes in prediction.boxes)
+    print(f"{len(images)} images, {flagged} with at least one box (threshold {prediction.threshold:.6g}); wrote {out}")
 
 
 def run_demo(args: argparse.Namespace) -> None:

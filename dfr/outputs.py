@@ -7,7 +7,7 @@ Layout of the output folder::
     masks/<name>.png      0/255 mask: map > threshold
     overlays/<name>.png   the input with the heatmap blended in and the boxes drawn
     boxes.json            threshold, colour scale and, per image, boxes [x0, y0, x1, y1, score]
-    scores.csv            name, score, anomalous (score > threshold), number of boxes
+    scores.csv            name, image score (map maximum), number of boxes
 
 The folder is written to a temporary sibling and renamed into place, so a failed run leaves
 nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
@@ -102,9 +102,9 @@ def _write_all(folder: Path, prediction: Prediction, images, stems, heatmap_rang
     (folder / "boxes.json").write_text(json.dumps(summary, indent=1))
     with open(folder / "scores.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["name", "score", "anomalous", "boxes"])
+        writer.writerow(["name", "score", "boxes"])
         for record in records:
-            writer.writerow([record["name"], f"{record['score']:.6g}", int(record["score"] > prediction.threshold), len(record["boxes"])])
+            writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
 
 
 def _imwrite(path: Path, picture: np.ndarray) -> None:

@@ -34,7 +34,7 @@ def test_fit_then_predict_end_to_end(folders, tmp_path, capsys):
     assert np.load(out / "maps" / "t0.npy").shape == (64, 64)
     summary = json.loads((out / "boxes.json").read_text())
     assert [r["name"] for r in summary["images"]] == ["t0", "t1", "t2"]
-    assert (out / "scores.csv").read_text().splitlines()[0] == "name,score,anomalous,boxes"
+    assert (out / "scores.csv").read_text().splitlines()[0] == "name,score,boxes"
     # a non-empty output folder is refused, then replaced when asked
     assert main(["predict", str(model), str(test), "--out", str(out)]) == 1
     assert "not empty" in capsys.readouterr().err
