@@ -27,7 +27,6 @@ import warnings
 import torch
 
 from dfr import DFR
-from dfr.backbones.vgg import RELU_LAYERS, VGG19
 from dfr.synthetic import defect_dataset
 
 DEFAULTS = {"cpu": {"images": 100, "epochs": None}, "paper": {"images": 8, "epochs": 1}}
@@ -45,15 +44,24 @@ def matmul_peak_gflops(size: int = 2048, seconds: float = 3.0) -> float:
     return best
 
 
-def backbone_gflop(layers: tuple[str, ...], size: int) -> float:
-    """FLOPs (2 x multiply-adds) of the VGG19 convolutions up to the deepest layer, per image, in GFLOP."""
-    deepest = max(RELU_LAYERS[name] for name in layers)
-    total, side = 0.0, size
-    for module in VGG19().features[:deepest + 1]:
-        if isinstance(module, torch.nn.MaxPool2d):
-            side //= 2
-        elif isinstance(module, torch.nn.Conv2d):
-            total += 2 * module.in_channels * module.out_channels * 9 * side * side
+def backbone_gflop(backbone: torch.nn.Module, layers: list[str], size: int) -> float:
+    """FLOPs (2 x multiply-adds) of the backbone's convolutions for one image, in GFLOP.
+
+    Counted with forward hooks on a dummy (1, 3, size, size) input, so only the convolutions
+    that run up to the deepest requested layer count.
+    """
+    total = 0.0
+
+    def count(module, inputs, output):
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += 2 * module.in_channels // module.groups * kernel * output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        backbone.forward_features(torch.zeros(1, 3, size, size), layers)
+    for hook in hooks:
+        hook.remove()
     return total / 1e9
 
 
@@ -73,7 +81,7 @@ def run_preset(preset: str, images: int, epochs: int | None, size: int, latent_d
     settings = model.training_settings()
     positions = (size // 4) ** 2
     ae_gflop_position = model.autoencoder_.flops_per_position() / 1e9
-    vgg_gflop = backbone_gflop(model.layers, size)
+    vgg_gflop = backbone_gflop(model.extractor_.backbone, model.extractor_.layers, size)
     predict_gflop = len(data.test) * (vgg_gflop + positions * ae_gflop_position)
     if settings["positions_per_image"] is None:  # whole maps, features recomputed every epoch
         train_gflop = settings["epochs"] * n_train * (vgg_gflop + 3 * positions * ae_gflop_position)

@@ -1,4 +1,4 @@
-"""DFR (Deep Feature Reconstruction): a feature autoencoder on frozen VGG19 regional features."""
+"""DFR (Deep Feature Reconstruction): a feature autoencoder on frozen CNN regional features."""
 from __future__ import annotations
 
 import math
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dfr.autoencoder import FeatureAutoencoder
-from dfr.backbones.vgg import IMAGENET_MEAN, IMAGENET_STD, LAYER_CHANNELS, RELU_LAYERS, VGG19, truncated_state_dict, vgg19
-from dfr.features import PAPER_LAYERS, RegionalFeatureExtractor
+from dfr.backbones import build_backbone
+from dfr.features import RegionalFeatureExtractor
 from dfr.model import AnomalyModel
 
 # Defaults each preset gives to the training arguments left as None.
@@ -32,7 +32,7 @@ INFERENCE_BATCH = 4
 class DFR(AnomalyModel):
     """Deep Feature Reconstruction (Shi et al. 2021) under the shared :class:`dfr.AnomalyModel` API.
 
-    A frozen VGG19 turns each image, resized to ``image_size``, into a regional feature map
+    A frozen CNN (VGG19 by default) turns each image, resized to ``image_size``, into a regional feature map
     (C, S/4, S/4) from ``layers``; a 1x1-conv autoencoder whose latent size ``d`` keeps
     ``explained_variance`` of the PCA variance reconstructs it. The anomaly map is the mean
     squared error over channels at each position, resized bilinearly to the input's size.
@@ -40,11 +40,13 @@ class DFR(AnomalyModel):
     Args:
         preset: ``"cpu"`` (default; practical on a CPU) or ``"paper"`` (the authors' settings,
             for a GPU). Arguments left as ``None`` take the preset's value.
-        weights: ``"imagenet"`` (torchvision's checkpoint, fetched once and cached), a path to
-            ``vgg19-dcbb9e9d.pth``, or ``None`` for seeded random weights (tests only).
-        layers: VGG19 ReLU outputs to use (default the paper's 12, 3456 channels).
+        backbone: ``"vgg19"`` (plain torch, the paper's), see :func:`dfr.backbones.build_backbone`.
+        weights: ``"imagenet"`` (for VGG19 torchvision's checkpoint, fetched once and cached), a
+            path to a local checkpoint, or ``None`` for seeded random weights (tests only).
+        layers: backbone outputs to use; ``None`` takes the backbone's default (for VGG19 the
+            paper's 12 ReLU outputs relu1_1 … relu4_4, 3456 channels).
         image_size: side S of the square network input, a multiple of 4.
-        reflect_padding: reflection instead of zero padding in the backbone, as in the paper.
+        reflect_padding: reflection instead of zero padding in VGG19, as in the paper.
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead of choosing it by PCA.
         pca_samples: feature vectors sampled across all training images for the PCA.
@@ -64,8 +66,9 @@ class DFR(AnomalyModel):
         self,
         preset: str = "cpu",
         *,
+        backbone: str = "vgg19",
         weights: str | None = "imagenet",
-        layers: tuple[str, ...] | list[str] = PAPER_LAYERS,
+        layers: tuple[str, ...] | list[str] | None = None,
         image_size: int = 256,
         reflect_padding: bool = True,
         explained_variance: float = 0.9,
@@ -87,8 +90,9 @@ class DFR(AnomalyModel):
             min_box_area=min_box_area, seed=seed, device=device,
         )
         self.preset = preset
+        self.backbone = backbone
         self.weights = weights
-        self.layers = tuple(layers)
+        self.layers = None if layers is None else tuple(layers)
         self.image_size = image_size
         self.reflect_padding = reflect_padding
         self.explained_variance = explained_variance
@@ -114,15 +118,7 @@ class DFR(AnomalyModel):
         settings.update({name: value for name, value in explicit.items() if value is not None})
         return settings
 
-    @property
-    def in_channels(self) -> int:
-        """Channels of the regional feature map: the sum over the chosen layers."""
-        return sum(LAYER_CHANNELS[name] for name in self.layers)
-
     def _validate(self) -> None:
-        unknown = [name for name in self.layers if name not in RELU_LAYERS]
-        if unknown or not self.layers:
-            raise ValueError(f"layers must be VGG19 ReLU names from {list(RELU_LAYERS)}, got {list(self.layers)}")
         if self.image_size < 16 or self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
         if not 0.0 < self.explained_variance <= 1.0:
@@ -136,8 +132,9 @@ class DFR(AnomalyModel):
         fork_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
-            backbone = vgg19(self.weights, reflect_padding=self.reflect_padding, seed=self.seed)
-            self.extractor_ = RegionalFeatureExtractor(backbone, self.layers, self.image_size).to(self.device_)
+            self.extractor_ = self._extractor(build_backbone(
+                self.backbone, self.weights, reflect_padding=self.reflect_padding, seed=self.seed
+            ))
             rng = np.random.default_rng(self.seed)
             per_image = settings["positions_per_image"] or math.ceil(self.pca_samples / len(images))
             started = time.perf_counter()
@@ -147,7 +144,7 @@ class DFR(AnomalyModel):
             self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(vectors[np.sort(pca_rows)])
             self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
-            self.autoencoder_ = FeatureAutoencoder(self.in_channels, self.latent_dim_, hidden).to(self.device_)
+            self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, hidden).to(self.device_)
             if settings["positions_per_image"] is None:
                 del vectors
                 batches = self._map_batches(images, settings["batch_size"])
@@ -159,7 +156,7 @@ class DFR(AnomalyModel):
 
     def _hidden_width(self, rule: int | str) -> int:
         if rule == "paper":
-            return (self.in_channels + 2 * self.latent_dim_) // 2
+            return (self.extractor_.channels + 2 * self.latent_dim_) // 2
         if rule == "2d":
             return 2 * self.latent_dim_
         return int(rule)
@@ -185,7 +182,7 @@ class DFR(AnomalyModel):
         eigenvalues = torch.linalg.eigvalsh(covariance).flip(0).clamp_min(0)
         ratio = eigenvalues / eigenvalues.sum()
         latent = int(torch.searchsorted(ratio.cumsum(0), torch.tensor(self.explained_variance, dtype=ratio.dtype))) + 1
-        latent = min(latent, self.in_channels)
+        latent = min(latent, self.extractor_.channels)
         return latent, ratio[:latent].tolist()
 
     def _vector_batches(self, vectors: torch.Tensor, batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
@@ -235,7 +232,8 @@ class DFR(AnomalyModel):
         resized = resized.reshape(size, size, -1)
         if resized.shape[2] == 1:
             resized = np.repeat(resized, 3, axis=2)
-        mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+        backbone = self.extractor_.backbone
+        mean, std = np.array(backbone.mean, np.float32), np.array(backbone.std, np.float32)
         return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
 
     def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
@@ -262,10 +260,13 @@ class DFR(AnomalyModel):
 
     # ----------------------------------------------------------------- persistence
 
+    def _extractor(self, backbone: torch.nn.Module) -> RegionalFeatureExtractor:
+        layers = backbone.default_layers if self.layers is None else self.layers
+        return RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
+
     def _state(self) -> dict[str, Any]:
-        deepest = max(self.layers, key=RELU_LAYERS.__getitem__)
         return {
-            "backbone": {k: v.cpu() for k, v in truncated_state_dict(self.extractor_.backbone, deepest).items()},
+            "backbone": self.extractor_.backbone.weights_state(self.extractor_.layers),
             "autoencoder": {k: v.cpu() for k, v in self.autoencoder_.state_dict().items()},
             "latent_dim": self.latent_dim_,
             "hidden": self.autoencoder_.encoder[0].out_channels,
@@ -275,16 +276,12 @@ class DFR(AnomalyModel):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self._validate()
-        backbone = VGG19(reflect_padding=self.reflect_padding)
-        missing, unexpected = backbone.load_state_dict(state["backbone"], strict=False)
-        deepest = max(self.layers, key=RELU_LAYERS.__getitem__)
-        needed = truncated_state_dict(backbone, deepest)
-        if unexpected or any(key in needed for key in missing):
-            raise ValueError("model file: backbone weights do not match the configured VGG19 layers")
-        self.extractor_ = RegionalFeatureExtractor(backbone.eval().requires_grad_(False), self.layers, self.image_size)
-        self.extractor_.to(self.device_)
+        self.extractor_ = self._extractor(
+            build_backbone(self.backbone, None, reflect_padding=self.reflect_padding, warn=False)
+        )
+        self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
         self.latent_dim_ = int(state["latent_dim"])
-        self.autoencoder_ = FeatureAutoencoder(self.in_channels, self.latent_dim_, int(state["hidden"]))
+        self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, int(state["hidden"]))
         self.autoencoder_.load_state_dict(state["autoencoder"])
         self.autoencoder_.to(self.device_).eval()
         self.explained_variance_ratio_ = list(state["explained_variance_ratio"])

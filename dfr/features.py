@@ -17,13 +17,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from dfr.backbones.vgg import VGG19
-
-PAPER_LAYERS = (
-    "relu1_1", "relu1_2", "relu2_1", "relu2_2",
-    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
-    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
-)
 WINDOW = 4
 
 
@@ -66,13 +59,17 @@ def regional_features(activations: dict[str, torch.Tensor], image_size: int) -> 
 
 
 class RegionalFeatureExtractor(torch.nn.Module):
-    """Frozen backbone + regional pooling: images (N, 3, S, S) → features (N, C, S/4, S/4)."""
+    """Frozen backbone + regional pooling: images (N, 3, S, S) → features (N, C, S/4, S/4).
 
-    def __init__(self, backbone: VGG19, layers: tuple[str, ...], image_size: int) -> None:
+    ``backbone`` follows the protocol of :mod:`dfr.backbones`; ``channels`` is C.
+    """
+
+    def __init__(self, backbone: torch.nn.Module, layers: tuple[str, ...], image_size: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.layers = list(layers)
         self.image_size = image_size
+        self.channels = sum(backbone.layer_channels(self.layers))
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,7 @@ def test_paper_preset_trains_on_whole_maps(brick):
     settings = model.training_settings()
     assert settings["positions_per_image"] is None and settings["learning_rate"] == 1e-4
     assert settings["batch_size"] == 4 and len(model.training_loss_) == 2
-    assert model.autoencoder_.encoder[0].out_channels == (model.in_channels + 2 * model.latent_dim_) // 2
+    assert model.autoencoder_.encoder[0].out_channels == (model.extractor_.channels + 2 * model.latent_dim_) // 2
 
 
 def test_pca_sample_spans_all_training_images(brick, monkeypatch):
@@ -97,7 +97,7 @@ def test_pca_sample_spans_all_training_images(brick, monkeypatch):
 def test_bad_configuration_is_reported(brick):
     with pytest.raises(ValueError, match="unknown preset"):
         _tiny(preset="fast").fit(brick.train[:3])
-    with pytest.raises(ValueError, match="layers must be VGG19 ReLU names"):
+    with pytest.raises(ValueError, match="unknown VGG19 layers"):
         DFR(weights=None, layers=("conv1",)).fit(brick.train[:3])
     with pytest.raises(ValueError, match="at least 2 training items"):
         _tiny().fit(brick.train[:1])

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from dfr.backbones.vgg import VGG19
-from dfr.features import PAPER_LAYERS, regional_features, resize_matrix
+from dfr.backbones.vgg import PAPER_LAYERS
+from dfr.features import regional_features, resize_matrix
 
 
 def literal_regional_features(activations, size):

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from dfr.backbones import vgg as vgg_module
-from dfr.backbones.vgg import VGG19, truncated_state_dict, vgg19
+from dfr.backbones.vgg import VGG19, vgg19
 
 # torchvision's vgg19 ("E" configuration), written out: features index → (out, in) channels.
 TORCHVISION_CONVS = {
@@ -85,6 +85,11 @@ def test_named_outputs_shapes_and_reflection_padding():
         model.forward_features(x, ["relu6_1"])
 
 
-def test_truncated_state_dict_keeps_only_needed_convs():
-    keys = truncated_state_dict(VGG19(), "relu2_2")
-    assert sorted(keys) == sorted(f"features.{i}.{p}" for i in (0, 2, 5, 7) for p in ("weight", "bias"))
+def test_weights_state_keeps_only_needed_convs_and_loads_back():
+    source, target = VGG19(), VGG19()
+    state = source.weights_state(["relu1_1", "relu2_2"])
+    assert sorted(state) == sorted(f"features.{i}.{p}" for i in (0, 2, 5, 7) for p in ("weight", "bias"))
+    target.load_weights_state(state, ["relu2_2"])
+    assert torch.equal(target.features[7].weight, source.features[7].weight)
+    with pytest.raises(ValueError, match="do not match"):
+        target.load_weights_state(state, ["relu3_1"])

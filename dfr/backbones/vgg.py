@@ -10,6 +10,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -37,10 +38,16 @@ def _relu_layers() -> tuple[dict[str, int], dict[str, int]]:
 
 
 RELU_LAYERS, LAYER_CHANNELS = _relu_layers()
+# The 12 layers of the DFR paper: relu1_1 … relu4_4, 3456 channels.
+PAPER_LAYERS = tuple(name for name in RELU_LAYERS if not name.startswith("relu5"))
 
 
 class VGG19(nn.Module):
     """VGG19 whose :meth:`forward_features` returns named ReLU outputs (``relu1_1`` … ``relu5_4``).
+
+    It follows dfr's backbone protocol: ``mean``/``std`` of the input normalisation,
+    ``default_layers``, ``layer_channels(layers)``, ``forward_features(x, layers)``, and
+    ``weights_state(layers)`` / ``load_weights_state(state, layers)`` for model files.
 
     Args:
         reflect_padding: pad convolutions by reflection instead of zeros (as DFR's authors did);
@@ -73,14 +80,23 @@ class VGG19(nn.Module):
                 nn.Linear(4096, 1000),
             )
 
-    def forward_features(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+    default_layers = PAPER_LAYERS
+
+    def layer_channels(self, layers: Sequence[str]) -> list[int]:
+        """Channels of each named layer; unknown or missing names raise a ValueError."""
+        unknown = [name for name in layers if name not in RELU_LAYERS]
+        if unknown or not layers:
+            raise ValueError(f"unknown VGG19 layers {list(unknown or layers)}; choose from {list(RELU_LAYERS)}")
+        return [LAYER_CHANNELS[name] for name in layers]
+
+    def forward_features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run ``x`` (N, 3, H, W), ImageNet-normalised, up to the deepest requested layer.
 
         Returns ``{layer name: activation (N, C, H / 2**(block-1), W / 2**(block-1))}``.
         """
-        unknown = [name for name in layers if name not in RELU_LAYERS]
-        if unknown:
-            raise ValueError(f"unknown VGG19 layers {unknown}; choose from {list(RELU_LAYERS)}")
+        self.layer_channels(layers)
         wanted = {RELU_LAYERS[name]: name for name in layers}
         outputs = {}
         for index, module in enumerate(self.features[: max(wanted) + 1]):
@@ -90,17 +106,26 @@ class VGG19(nn.Module):
         return outputs
 
 
-def truncated_state_dict(model: VGG19, deepest_layer: str) -> dict[str, torch.Tensor]:
-    """The ``features`` parameters needed to compute up to ``deepest_layer``."""
-    last = RELU_LAYERS[deepest_layer]
-    return {
-        key: value
-        for key, value in model.state_dict().items()
-        if key.startswith("features.") and int(key.split(".")[1]) < last
-    }
+    def weights_state(self, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The ``features`` parameters needed to compute ``layers`` (deeper convs are left out)."""
+        last = max(RELU_LAYERS[name] for name in layers)
+        return {
+            key: value.detach().cpu()
+            for key, value in self.features.state_dict(prefix="features.").items()
+            if int(key.split(".")[1]) < last
+        }
+
+    def load_weights_state(self, state: dict[str, torch.Tensor], layers: Sequence[str]) -> None:
+        """Load what :meth:`weights_state` gave, checking that it covers ``layers`` exactly."""
+        expected = self.weights_state(layers)
+        if set(state) != set(expected) or any(state[k].shape != v.shape for k, v in expected.items()):
+            raise ValueError("backbone weights in the model file do not match VGG19 up to the configured layers")
+        self.load_state_dict(state, strict=False)
 
 
-def vgg19(weights: str | os.PathLike | None, *, reflect_padding: bool = False, seed: int = 0) -> VGG19:
+def vgg19(
+    weights: str | os.PathLike | None, *, reflect_padding: bool = False, seed: int = 0, warn: bool = True
+) -> VGG19:
     """A frozen VGG19 in eval mode.
 
     Args:
@@ -110,17 +135,18 @@ def vgg19(weights: str | os.PathLike | None, *, reflect_padding: bool = False, s
             with a warning, for tests only.
         reflect_padding: see :class:`VGG19`.
         seed: seed of the random weights when ``weights`` is ``None``.
+        warn: warn about random weights (off when the weights are loaded from a model file next).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = VGG19(reflect_padding=reflect_padding)
-    if weights is None:
+    if weights is None and warn:
         warnings.warn(
             "VGG19 with random weights (weights=None): anomaly maps then only serve for testing; "
             "use weights='imagenet' or a path to vgg19-dcbb9e9d.pth for real use",
             stacklevel=3,
         )
-    else:
+    elif weights is not None:
         load_checkpoint(model, _imagenet_checkpoint() if weights == "imagenet" else _file_checkpoint(weights))
     return model.eval().requires_grad_(False)
 
