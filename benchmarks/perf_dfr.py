@@ -1,22 +1,25 @@
 """DFR throughput and memory for both presets, next to this machine's measured fp32 matmul peak.
 
-Prints, per preset: feature extraction images/s, autoencoder training throughput, predict
-images/s, peak RSS, and achieved GFLOP/s (analytic FLOP counts of the VGG19 convolutions and
-the 1x1-conv autoencoder divided by wall time). Each preset runs in its own process so that
-peak RSS belongs to it alone.
+Prints, per backbone and preset: feature extraction images/s, autoencoder training throughput,
+predict images/s, peak RSS, and achieved GFLOP/s (analytic FLOP counts of the backbone's
+convolutions and the 1x1-conv autoencoder divided by wall time). Each run has its own process
+so that peak RSS belongs to it alone. By default it runs VGG19 and, when ``dfr[timm]`` is
+installed, the offline ImageNet EfficientNet-Lite0 (``timm:tf_efficientnet_lite0``).
 
     python benchmarks/perf_dfr.py                      # both presets, default sizes
     python benchmarks/perf_dfr.py --preset cpu --images 100
     python benchmarks/perf_dfr.py --preset paper --images 8 --epochs 1
+    python benchmarks/perf_dfr.py --backbone timm:resnet18 --preset cpu
 
 The paper preset trains for 150 epochs on whole maps, which takes hours on a CPU; by default
 it is timed on fewer images and one epoch (throughput does not depend on the epoch count).
-Weights are seeded random (no download); the cost is the same as with ImageNet weights except
-that the latent size, chosen by PCA, may differ (``--latent-dim`` fixes it).
+VGG19 weights are seeded random (no download); the cost is the same as with ImageNet weights
+except that the latent size, chosen by PCA, may differ (``--latent-dim`` fixes it).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -27,6 +30,7 @@ import warnings
 import torch
 
 from dfr import DFR
+from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
 from dfr.synthetic import defect_dataset
 
 DEFAULTS = {"cpu": {"images": 100, "epochs": None}, "paper": {"images": 8, "epochs": 1}}
@@ -65,9 +69,13 @@ def backbone_gflop(backbone: torch.nn.Module, layers: list[str], size: int) -> f
     return total / 1e9
 
 
-def run_preset(preset: str, images: int, epochs: int | None, size: int, latent_dim: int | None) -> dict:
+def run_preset(
+    preset: str, images: int, epochs: int | None, size: int, latent_dim: int | None,
+    backbone: str = "vgg19", weights: str | None = None,
+) -> dict:
     data = defect_dataset("brick", n_train=images, n_test=8, size=size, seed=0)
-    model = DFR(preset, weights=None, image_size=size, epochs=epochs, latent_dim=latent_dim, seed=0)
+    model = DFR(preset, backbone=backbone, weights=weights, image_size=size, epochs=epochs, latent_dim=latent_dim,
+                seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         started = time.perf_counter()
@@ -81,19 +89,21 @@ def run_preset(preset: str, images: int, epochs: int | None, size: int, latent_d
     settings = model.training_settings()
     positions = (size // 4) ** 2
     ae_gflop_position = model.autoencoder_.flops_per_position() / 1e9
-    vgg_gflop = backbone_gflop(model.extractor_.backbone, model.extractor_.layers, size)
-    predict_gflop = len(data.test) * (vgg_gflop + positions * ae_gflop_position)
+    features_gflop = backbone_gflop(model.extractor_.backbone, model.extractor_.layers, size)
+    predict_gflop = len(data.test) * (features_gflop + positions * ae_gflop_position)
     if settings["positions_per_image"] is None:  # whole maps, features recomputed every epoch
-        train_gflop = settings["epochs"] * n_train * (vgg_gflop + 3 * positions * ae_gflop_position)
+        train_gflop = settings["epochs"] * n_train * (features_gflop + 3 * positions * ae_gflop_position)
     else:
         train_gflop = settings["epochs"] * n_train * settings["positions_per_image"] * 3 * ae_gflop_position
     return {
+        "backbone": backbone, "channels": model.extractor_.channels,
+        "weights": getattr(model.extractor_.backbone, "weights_origin", None) or weights or "random",
         "preset": preset, "images": len(data.train), "train_images": n_train, "size": size,
         "epochs": settings["epochs"], "latent_dim": model.latent_dim_,
         "hidden": model.autoencoder_.encoder[0].out_channels,
         "fit_s": fit_seconds,
         "feature_images_per_s": n_train / model.fit_seconds_["features"],
-        "feature_gflops": n_train * vgg_gflop / model.fit_seconds_["features"],
+        "feature_gflops": n_train * features_gflop / model.fit_seconds_["features"],
         "train_s": model.fit_seconds_["train"],
         "train_image_epochs_per_s": settings["epochs"] * n_train / model.fit_seconds_["train"],
         "train_gflops": train_gflop / model.fit_seconds_["train"],
@@ -105,7 +115,8 @@ def run_preset(preset: str, images: int, epochs: int | None, size: int, latent_d
 
 def report(result: dict, peak: float) -> None:
     r = result
-    print(f"\npreset {r['preset']!r}: {r['images']} images of {r['size']}x{r['size']} "
+    print(f"\n{r['backbone']} ({r['weights']}, {r['channels']} channels), "
+          f"preset {r['preset']!r}: {r['images']} images of {r['size']}x{r['size']} "
           f"({r['train_images']} for training), {r['epochs']} epochs, latent {r['latent_dim']}, hidden {r['hidden']}")
     print(f"  fit total            {r['fit_s']:8.1f} s")
     print(f"  feature extraction   {r['feature_images_per_s']:8.2f} images/s   {r['feature_gflops']:6.1f} GFLOP/s")
@@ -123,19 +134,27 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="autoencoder epochs (default: cpu its preset's, paper 1)")
     parser.add_argument("--size", type=int, default=256, help="image side (default 256)")
     parser.add_argument("--latent-dim", type=int, help="fix the latent size instead of PCA")
+    parser.add_argument("--backbone", help="one backbone, e.g. timm:resnet18 (default: vgg19 and the offline "
+                        "pretrained one when dfr[timm] is installed)")
+    parser.add_argument("--weights", help="weights of --backbone (default: seeded random)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.preset and args.json:
         defaults = DEFAULTS[args.preset]
-        result = run_preset(args.preset, args.images or defaults["images"],
-                            args.epochs or defaults["epochs"], args.size, args.latent_dim)
+        result = run_preset(args.preset, args.images or defaults["images"], args.epochs or defaults["epochs"],
+                            args.size, args.latent_dim, args.backbone or "vgg19", args.weights)
         print(json.dumps(result))
         return
     peak = matmul_peak_gflops()
     print(f"device: cpu, {torch.get_num_threads()} threads; fp32 matmul peak {peak:.1f} GFLOP/s")
-    for preset in [args.preset] if args.preset else ["cpu", "paper"]:
-        command = [sys.executable, __file__, "--preset", preset, "--size", str(args.size), "--json"]
-        for flag, value in (("--images", args.images), ("--epochs", args.epochs), ("--latent-dim", args.latent_dim)):
+    backbones = [(args.backbone, args.weights)] if args.backbone else [("vgg19", None)]
+    if not args.backbone and pretrained_offline_available():
+        backbones.append((OFFLINE_BACKBONE, "imagenet"))
+    for (backbone, weights), preset in itertools.product(backbones, [args.preset] if args.preset else ["cpu", "paper"]):
+        command = [sys.executable, __file__, "--preset", preset, "--size", str(args.size), "--json",
+                   "--backbone", backbone]
+        for flag, value in (("--images", args.images), ("--epochs", args.epochs), ("--latent-dim", args.latent_dim),
+                            ("--weights", weights)):
             if value is not None:
                 command += [flag, str(value)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -40,7 +40,8 @@ class DFR(AnomalyModel):
     Args:
         preset: ``"cpu"`` (default; practical on a CPU) or ``"paper"`` (the authors' settings,
             for a GPU). Arguments left as ``None`` take the preset's value.
-        backbone: ``"vgg19"`` (plain torch, the paper's), see :func:`dfr.backbones.build_backbone`.
+        backbone: ``"vgg19"`` (plain torch, the paper's) or ``"timm:<model name>"`` (needs
+            ``dfr[timm]``; see docs/backbones.md and :func:`dfr.backbones.build_backbone`).
         weights: ``"imagenet"`` (for VGG19 torchvision's checkpoint, fetched once and cached), a
             path to a local checkpoint, or ``None`` for seeded random weights (tests only).
         layers: backbone outputs to use; ``None`` takes the backbone's default (for VGG19 the
@@ -267,6 +268,7 @@ class DFR(AnomalyModel):
     def _state(self) -> dict[str, Any]:
         return {
             "backbone": self.extractor_.backbone.weights_state(self.extractor_.layers),
+            "backbone_origin": getattr(self.extractor_.backbone, "weights_origin", None),
             "autoencoder": {k: v.cpu() for k, v in self.autoencoder_.state_dict().items()},
             "latent_dim": self.latent_dim_,
             "hidden": self.autoencoder_.encoder[0].out_channels,
@@ -280,6 +282,8 @@ class DFR(AnomalyModel):
             build_backbone(self.backbone, None, reflect_padding=self.reflect_padding, warn=False)
         )
         self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
+        if state.get("backbone_origin") is not None:
+            self.extractor_.backbone.weights_origin = state["backbone_origin"]
         self.latent_dim_ = int(state["latent_dim"])
         self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, int(state["hidden"]))
         self.autoencoder_.load_state_dict(state["autoencoder"])

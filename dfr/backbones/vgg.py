@@ -168,8 +168,13 @@ def _file_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from None
 
 
+def imagenet_cache_path() -> Path:
+    """Where ``torch.hub`` caches torchvision's VGG19 checkpoint (the file may not exist)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name
+
+
 def _imagenet_checkpoint() -> dict[str, torch.Tensor]:
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name
+    cache = imagenet_cache_path()
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
