@@ -1,20 +1,17 @@
-"""The ``dfr`` command: fit, predict and demo, mirroring the Python API."""
+"""The ``dfr`` command's model commands, ``fit`` and ``predict``, mirroring the Python API.
+
+``benchmarks.cli`` adds ``bench`` and ``demo`` and is what the installed ``dfr`` runs.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
-
-import torch
-
-from dfr.backbones.vgg import IMAGENET_URL
 
 EXAMPLES = {
     "fit": "example:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr",
     "predict": "example:\n  dfr predict bottle.dfr data/bottle/test/broken_large --out results/",
-    "demo": "example:\n  dfr demo --out demo-output",
 }
 
 
@@ -27,13 +24,8 @@ def _weights(value: str) -> str | None:
     return value
 
 
-def cached_imagenet_weights() -> str | None:
-    """Path of torchvision's VGG19 checkpoint in torch's hub cache, if it is there."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_URL).name
-    return str(path) if path.is_file() else None
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The ``dfr`` parser with ``fit`` and ``predict``, and its sub-command group for more."""
     parser = argparse.ArgumentParser(
         prog="dfr",
         description="Unsupervised anomaly segmentation: fit on normal images, predict maps, masks and boxes.",
@@ -72,18 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     predict.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
 
-    demo = commands.add_parser(
-        "demo", help="fit DFR on texture photos with planted defects and write its outputs",
-        epilog=EXAMPLES["demo"], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    demo.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    demo.add_argument("--texture", choices=["brick", "grass", "gravel"], default="brick")
-    demo.add_argument("--weights", default="auto",
-                      help="auto (ImageNet VGG19 if already cached, else random; never downloads), "
-                           "imagenet, random or a checkpoint path")
-    demo.add_argument("--seed", type=int, default=0)
-    return parser
+    return parser, commands
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -124,45 +105,24 @@ def run_predict(args: argparse.Namespace) -> None:
     print(f"{len(images)} images, {flagged} with at least one box (threshold {prediction.threshold:.6g}); wrote {out}")
 
 
-def run_demo(args: argparse.Namespace) -> None:
-    from dfr import DFR
-    from dfr.metrics import pixel_auroc, pro_auc
-    from dfr.outputs import check_output_folder, write_prediction
-    from dfr.synthetic import defect_dataset
-
-    check_output_folder(args.out, args.overwrite)
-    weights = cached_imagenet_weights() if args.weights == "auto" else _weights(args.weights)
-    if weights is None:
-        print("demo: VGG19 with random weights (no ImageNet checkpoint cached); fine for a demo, not for real use")
-    data = defect_dataset(args.texture, n_train=24, n_test=12, size=128, seed=args.seed)
-    model = DFR("cpu", weights=weights, image_size=128, seed=args.seed)
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="VGG19 with random weights")
-        model.fit(data.train)
-    fit_seconds = time.perf_counter() - started
-    prediction = model.predict(data.test)
-    images = [image[:, :, None] for image in data.test]
-    names = [f"{index:02d}_{kind}.png" for index, kind in enumerate(data.defects)]
-    out = write_prediction(args.out, prediction, images, names, model.heatmap_range, overwrite=args.overwrite)
-    print(f"demo: DFR fitted on {len(data.train)} {args.texture} crops of 128x128 in {fit_seconds:.0f} s "
-          f"(latent size {model.latent_dim_}, threshold {model.threshold_:.4g})")
-    print(f"demo: {len(data.test)} test crops ({data.defects.count('good')} good): "
-          f"pixel ROC-AUC {pixel_auroc(prediction.anomaly_maps, data.masks):.3f}, "
-          f"PRO-AUC (FPR ≤ 0.3, at 128x128) {pro_auc(prediction.anomaly_maps, data.masks):.3f}")
-    print(f"demo: wrote maps, heatmaps, masks, overlays with boxes, boxes.json and scores.csv to {out}")
+RUNNERS = {"fit": run_fit, "predict": run_predict}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; bad input → status 1 and a one-line reason."""
     args = parser.parse_args(argv)
-    runners = {"fit": run_fit, "predict": run_predict, "demo": run_demo}
     try:
         runners[args.command](args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         print(f"dfr {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``fit`` and ``predict`` only; the installed ``dfr`` command adds ``bench`` and ``demo``."""
+    parser, _ = build_parser()
+    return run(parser, RUNNERS, argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dfr.cli import main
+from benchmarks.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 
@@ -53,7 +53,7 @@ def test_bad_input_gives_one_line_reason(tmp_path, capsys):
     assert "no such model file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["fit", "predict", "demo"])
+@pytest.mark.parametrize("command", ["fit", "predict", "bench", "demo"])
 def test_help_shows_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

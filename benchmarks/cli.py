@@ -1,0 +1,135 @@
+"""The installed ``dfr`` command: ``fit`` and ``predict`` from :mod:`dfr.cli`, plus ``bench`` and ``demo``."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from dfr import cli as model_cli
+
+DATASETS = ("mvtec", "ucsd", "pool")
+DEMO_MODELS = "dfr,dfr-effnet,cae,stae,convlstm,poolae"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench", help="run the benchmark suite on a dataset on disk; write tables, JSON, plots, predictions",
+        epilog="example:\n  dfr bench --dataset mvtec --root data/mvtec_ad --categories bottle,grid --models dfr,cae --out bench/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--dataset", choices=DATASETS, required=True, help="layout of --root (see docs/benchmarks.md)")
+    bench.add_argument("--root", required=True,
+                       help="mvtec: folder of categories (or one category); ucsd: the UCSDped1 or UCSDped2 folder; "
+                            "pool: folder with images/ and annotations")
+    bench.add_argument("--categories", help="mvtec: comma-separated categories (default: all found)")
+    bench.add_argument("--models", default="dfr", help="comma-separated: dfr, dfr-effnet, cae, stae, convlstm, poolae")
+    bench.add_argument("--pool-format", choices=["yolo", "voc", "coco"], help="pool: annotation format when several exist")
+    bench.add_argument("--pool-split", choices=["object_free", "inpaint"], default="object_free",
+                       help="pool: train on swimmer-free images, or inpaint the swimmers of some images")
+    _common(bench)
+
+    demo = commands.add_parser(
+        "demo", help="write small synthetic MVTec/UCSD/pool sets and run the suite on them (CPU, minutes)",
+        epilog="example:\n  dfr demo --out demo-output", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--models", default=DEMO_MODELS, help=f"comma-separated (default {DEMO_MODELS})")
+    _common(demo, default_out="demo-output")
+
+
+def _common(parser: argparse.ArgumentParser, default_out: str | None = None) -> None:
+    parser.add_argument("--out", required=default_out is None, default=default_out, help="output folder")
+    parser.add_argument("--vgg-weights", default="auto",
+                        help="VGG19 weights for DFR: auto (ImageNet if already in torch's cache, else random; never "
+                             "downloads), imagenet, random, or a checkpoint path")
+    parser.add_argument("--seed", type=int, default=0)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out, keeping finished runs")
+    group.add_argument("--overwrite", action="store_true", help="delete --out and start over")
+
+
+def _prepare(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        raise FileExistsError(f"{out}: folder is not empty (use --resume to continue it or --overwrite to start over)")
+    if args.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _vgg_weights(value: str) -> str | None:
+    from dfr.backbones.vgg import imagenet_cache_path
+
+    if value == "auto":
+        cached = imagenet_cache_path()
+        return str(cached) if cached.is_file() else None
+    return None if value == "random" else value
+
+
+def _specs(names: str, vgg_weights: str | None, available_only: bool = False):
+    from benchmarks.models import model_specs
+
+    specs = model_specs(vgg_weights)
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in specs]
+    if unknown and not available_only:
+        raise ValueError(f"unknown or unavailable models {unknown}; available: {sorted(specs)}")
+    return [specs[name] for name in wanted if name in specs]
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from benchmarks import tasks as task_readers
+    from benchmarks.report import write_reports
+    from benchmarks.suite import run_suite
+
+    specs = _specs(args.models, _vgg_weights(args.vgg_weights))
+    out = _prepare(args)
+    if args.dataset == "mvtec":
+        categories = args.categories.split(",") if args.categories else None
+        tasks = task_readers.mvtec_tasks(args.root, categories)
+    elif args.dataset == "ucsd":
+        tasks = [task_readers.ucsd_task(args.root)]
+    else:
+        tasks = [task_readers.pool_task(args.root, format=args.pool_format, method=args.pool_split, seed=args.seed)]
+    results = run_suite(tasks, specs, out, seed=args.seed)
+    write_reports(results, out, seed=args.seed, settings=vars(args))
+    print((out / "results.md").read_text())
+    print(f"wrote results.json, results.md, plots/, index.md and predictions to {out}")
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from benchmarks import datasets
+    from benchmarks import tasks as task_readers
+    from benchmarks.report import write_reports
+    from benchmarks.suite import run_suite
+
+    weights = _vgg_weights(args.vgg_weights)
+    specs = _specs(args.models, weights, available_only=True)
+    out = _prepare(args)
+    if weights is None:
+        print("demo: DFR uses VGG19 with random weights (no ImageNet checkpoint cached); fine for a demo only")
+    started = time.perf_counter()
+    data = out / "data"
+    if not (data / "ucsd" / "UCSDped2").is_dir():
+        datasets.write_mvtec_like(data / "mvtec", categories=("brick", "grass", "gravel"), seed=args.seed, overwrite=True)
+        datasets.write_pool_like(data / "pool", seed=args.seed, overwrite=True)
+        datasets.write_ucsd_like(data / "ucsd", name="UCSDped2", seed=args.seed, overwrite=True)
+    tasks = task_readers.mvtec_tasks(data / "mvtec")
+    tasks += [task_readers.pool_task(data / "pool", format="coco", seed=args.seed)]
+    tasks += [task_readers.ucsd_task(data / "ucsd" / "UCSDped2")]
+    results = run_suite(tasks, specs, out, seed=args.seed)
+    write_reports(results, out, seed=args.seed, settings=vars(args))
+    print((out / "results.md").read_text())
+    print(f"demo: {len(results)} runs in {time.perf_counter() - started:.0f} s; open {out / 'index.md'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = model_cli.build_parser()
+    add_commands(commands)
+    return model_cli.run(parser, {**model_cli.RUNNERS, "bench": run_bench, "demo": run_demo}, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

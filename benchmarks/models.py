@@ -1,0 +1,61 @@
+"""The models the suite can run, by name, with their CPU-sized benchmark settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from dfr import DFR, AnomalyModel
+from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
+
+
+@dataclass
+class ModelSpec:
+    """How to build one benchmark model and which task kinds it applies to.
+
+    ``build(task, seed)`` returns an unfitted model; ``takes_clips`` models get whole clips
+    (video tasks), the others single images or frames; ``takes_regions`` models get the pool's
+    region masks. ``label`` names backbone and weights in tables.
+    """
+
+    name: str
+    label: str
+    kinds: tuple[str, ...]
+    build: Callable[[Any, int], AnomalyModel]
+    takes_clips: bool = False
+    takes_regions: bool = False
+
+
+def _dfr(backbone: str, weights: str | None, size: int = 128) -> Callable[[Any, int], AnomalyModel]:
+    return lambda task, seed: DFR("cpu", backbone=backbone, weights=weights, image_size=size, seed=seed)
+
+
+def _baseline(class_name: str, **settings: Any) -> Callable[[Any, int], AnomalyModel]:
+    def build(task, seed):
+        import baselines
+
+        return getattr(baselines, class_name)(seed=seed, **settings)
+
+    return build
+
+
+def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
+    """Every model the suite knows. ``vgg_weights``: VGG19 checkpoint for DFR (None = random)."""
+    vgg_label = "VGG19, " + ("ImageNet" if vgg_weights else "random weights")
+    specs = [
+        ModelSpec("dfr", f"DFR ({vgg_label})", ("image", "video"), _dfr("vgg19", vgg_weights)),
+        ModelSpec("cae", "CAE (raw pixels)", ("image", "video"), _baseline("CAE", **CAE_SETTINGS)),
+        ModelSpec("stae", "STAE (raw pixels)", ("video",), _baseline("STAE", **STAE_SETTINGS), takes_clips=True),
+        ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("video",), _baseline("ConvLSTMAE", **CONVLSTM_SETTINGS),
+                  takes_clips=True),
+        ModelSpec("poolae", "Pool AE (raw pixels)", ("image",), _baseline("PoolAE", **POOL_SETTINGS), takes_regions=True),
+    ]
+    if pretrained_offline_available():
+        specs.insert(1, ModelSpec("dfr-effnet", "DFR (EfficientNet-Lite0, ImageNet)", ("image", "video"),
+                                  _dfr(OFFLINE_BACKBONE, "imagenet", size=256)))
+    return {spec.name: spec for spec in specs}
+
+
+CAE_SETTINGS: dict[str, Any] = {}
+STAE_SETTINGS: dict[str, Any] = {}
+CONVLSTM_SETTINGS: dict[str, Any] = {}
+POOL_SETTINGS: dict[str, Any] = {}

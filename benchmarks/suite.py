@@ -1,0 +1,137 @@
+"""The benchmark runner: fit each model on each task, predict, evaluate, keep everything.
+
+Each (task, model) run writes ``runs/<dataset>/<task>/<model>/`` under the output folder:
+``result.json`` (metrics, timings, configuration, training loss), ``curves.npz`` (ROC/PRO
+curves and per-frame scores for the plots) and ``predictions/`` (maps, masks, overlays,
+boxes, scores; for video an MP4 overlay per test clip). ``result.json`` is written last and
+atomically, so an interrupted suite resumes where it stopped: finished runs are read back,
+not redone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
+
+from benchmarks.models import ModelSpec
+from benchmarks.tasks import Task
+from dfr import metrics
+from dfr.outputs import write_clip_video, write_prediction
+from dfr.prediction import Prediction
+
+
+def run_suite(tasks: list[Task], specs: list[ModelSpec], out: Path, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Run every applicable model on every task; return one result dict per run."""
+    results = []
+    runs = [(task, spec) for task in tasks for spec in specs if task.kind in spec.kinds]
+    for task, spec in tqdm(runs, desc="benchmark", unit="run", disable=None):
+        folder = out / "runs" / task.dataset / task.name / spec.name
+        done = folder / "result.json"
+        if done.is_file():
+            results.append(json.loads(done.read_text()))
+            continue
+        results.append(run_one(task, spec, folder, seed))
+    return results
+
+
+def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, Any]:
+    """Fit, predict, evaluate and save one model on one task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = spec.build(task, seed)
+    train = task.train if spec.takes_clips or task.kind == "image" else [f for clip in task.train for f in clip]
+    test = task.test if spec.takes_clips else task.frames
+    fit_extra = {"region_masks": task.train_regions} if spec.takes_regions and task.train_regions else {}
+    predict_extra = {"region_masks": task.test_regions} if spec.takes_regions and task.test_regions else {}
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random weights")
+        model.fit(train, **fit_extra)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    prediction = model.predict(test, **predict_extra)
+    predict_seconds = time.perf_counter() - started
+
+    evaluation, curves = evaluate(task, prediction)
+    save_predictions(task, prediction, model, folder / "predictions")
+    np.savez_compressed(folder / "curves.npz", **curves)
+    result = {
+        "dataset": task.dataset, "task": task.name, "model": spec.name, "label": spec.label,
+        "metrics": evaluation, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+        "test_items": len(task.frames), "threshold": float(model.threshold_),
+        "config": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                   for k, v in model.get_params().items()},
+        "training_loss": [float(v) for v in getattr(model, "training_loss_", [])],
+        "notes": task.notes,
+    }
+    _write_json(folder / "result.json", result)
+    return result
+
+
+def evaluate(task: Task, prediction: Prediction) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics of one prediction against the task's ground truth, and curves for the plots."""
+    maps = list(prediction.anomaly_maps)
+    scores = np.asarray(prediction.scores, dtype=np.float64)
+    covered = [i for i, mask in enumerate(task.masks) if mask is not None]
+    out: dict[str, Any] = {}
+    curves: dict[str, np.ndarray] = {"scores": scores, "labels": task.image_labels}
+    if covered and any(task.masks[i].any() for i in covered):
+        covered_maps, covered_masks = [maps[i] for i in covered], [task.masks[i] for i in covered]
+        out["pixel_auroc"] = metrics.pixel_auroc(covered_maps, covered_masks)
+        out["pro_auc"] = metrics.pro_auc(covered_maps, covered_masks)
+        fpr, pro, _ = metrics.pro_curve(covered_maps, covered_masks)
+        keep = np.unique(np.linspace(0, len(fpr) - 1, 2000).astype(int))
+        curves["pro_fpr"], curves["pro"] = fpr[keep], pro[keep]
+        out["pixel_evaluation"] = (f"{len(covered)} of {len(maps)} test {'frames' if task.kind == 'video' else 'images'} "
+                                   f"with masks, at mask resolution {covered_masks[0].shape[1]}x{covered_masks[0].shape[0]}")
+    if task.kind == "video":
+        per_clip = np.split(scores, np.cumsum(task.clip_lengths)[:-1])
+        labels = np.split(task.image_labels, np.cumsum(task.clip_lengths)[:-1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for mode in ("micro", "macro"):
+                for normalise in (False, True):
+                    video = metrics.evaluate_video(per_clip, labels, mode=mode, normalise=normalise)
+                    key = f"{mode}{'_clip_normalised' if normalise else ''}"
+                    out[f"frame_auc_{key}"], out[f"eer_{key}"] = video["frame_auc"], video["eer"]
+        curves["clip_lengths"] = np.asarray(task.clip_lengths)
+    elif len(set(task.image_labels.tolist())) == 2:
+        out["image_auroc"] = metrics.image_auroc(None, task.image_labels, scores=scores)
+    if len(set(task.image_labels.tolist())) == 2:
+        curves["roc_fpr"], curves["roc_tpr"], _ = roc_curve(task.image_labels, scores)
+    if task.boxes is not None:
+        boxes = metrics.box_metrics(prediction.boxes, task.boxes, iou=0.5)
+        out.update({f"box_{k}": v for k, v in boxes.items()})
+    return out, curves
+
+
+def save_predictions(task: Task, prediction: Prediction, model, folder: Path) -> None:
+    """Maps, masks, overlays, boxes and scores; for video also one MP4 overlay per test clip."""
+    frames = task.frames
+    names = task.test_names if task.kind == "image" else [
+        f"{clip}_{index:03d}" for clip, length in zip(task.test_names, task.clip_lengths) for index in range(length)
+    ]
+    write_prediction(folder, prediction, frames, names, model.heatmap_range, overwrite=True)
+    if task.kind == "video":
+        start = 0
+        for clip_name, length in zip(task.test_names, task.clip_lengths):
+            write_clip_video(
+                folder / "videos" / f"{clip_name}.mp4", frames[start:start + length],
+                [prediction.anomaly_maps[i] for i in range(start, start + length)],
+                prediction.scores[start:start + length], prediction.threshold, model.heatmap_range,
+            )
+            start += length
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(record, stream, indent=1, default=float)
+    os.replace(temporary, path)

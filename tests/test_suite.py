@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import datasets
+from benchmarks.models import ModelSpec
+from benchmarks.report import write_reports
+from benchmarks.suite import evaluate, run_suite
+from benchmarks.tasks import Task, mvtec_tasks, ucsd_task
+from dfr import DFR
+from dfr.prediction import Prediction
+
+pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
+
+
+def _tiny_dfr(builds):
+    def build(task, seed):
+        builds.append(task.name)
+        return DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2, seed=seed)
+
+    return ModelSpec("tiny", "tiny DFR", ("image", "video"), build)
+
+
+def test_suite_runs_reports_and_resumes(tmp_path):
+    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
+    tasks = mvtec_tasks(tmp_path / "data")
+    builds = []
+    results = run_suite(tasks, [_tiny_dfr(builds)], tmp_path / "out")
+    assert builds == ["brick"] and results[0]["metrics"]["pixel_auroc"] > 0.5
+    run = tmp_path / "out" / "runs" / "mvtec" / "brick" / "tiny"
+    assert len(list((run / "predictions" / "masks").iterdir())) == 4
+    again = run_suite(tasks, [_tiny_dfr(builds)], tmp_path / "out")
+    assert builds == ["brick"] and again == results  # resumed: read back, not refitted
+    write_reports(results, tmp_path / "out", seed=0, settings={})
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert record["seed"] == 0 and "FPR limit 0.3" in record["protocol"]["pro_auc"]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| tiny DFR |" in table and "mask resolution 48x48" in table
+    assert (tmp_path / "out" / "plots" / "mvtec_brick_curves.png").is_file()
+
+
+def test_video_evaluation_reports_micro_macro_and_labelled_normalisation():
+    labels = np.array([0, 0, 1, 1, 0, 1, 1, 0], bool)
+    task = Task("ucsd", "clips", "video", train=[], test=[np.zeros((4, 2, 2, 1))] * 2, test_names=["a", "b"],
+                masks=[None] * 8, image_labels=labels, clip_lengths=[4, 4])
+    scores = np.array([0.1, 0.2, 0.9, 0.8, 5.0, 6.0, 7.0, 5.5])
+    maps = [np.full((2, 2), s, np.float32) for s in scores]
+    prediction = Prediction(maps, scores, [m > 1 for m in maps], [np.zeros((0, 5))] * 8, 1.0)
+    result, _ = evaluate(task, prediction)
+    assert result["frame_auc_macro"] == pytest.approx(1.0)  # each clip ranks its anomalies first
+    assert result["frame_auc_micro"] == pytest.approx(12 / 16)  # clip b's normals outrank clip a's anomalies: 4 of 16 pairs lost
+    assert result["frame_auc_micro_clip_normalised"] == pytest.approx(1.0)
+    assert "pixel_auroc" not in result  # no masks: no pixel metrics
+
+
+def test_ucsd_pixel_metrics_only_over_clips_with_masks(tmp_path):
+    datasets.write_ucsd_like(tmp_path, name="UCSDped1", n_train_clips=1, n_test_clips=3, frames=12, size=(48, 64))
+    task = ucsd_task(tmp_path / "UCSDped1")
+    covered = [mask is not None for mask in task.masks]
+    assert 0 < sum(covered) < len(covered) and "pixel metrics are over those clips only" in task.notes[0]
+    maps = [np.zeros((48, 64), np.float32) if m is None else m.astype(np.float32) for m in task.masks]
+    scores = np.array([m.max() for m in maps])
+    prediction = Prediction(maps, scores, maps, [np.zeros((0, 5))] * len(maps), 0.5)
+    result, _ = evaluate(task, prediction)
+    assert result["pixel_auroc"] == 1.0 and result["pro_auc"] == 1.0
+    assert result["pixel_evaluation"].startswith(f"{sum(covered)} of {len(covered)} test frames")
