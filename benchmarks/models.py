@@ -10,7 +10,7 @@ from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_ava
 
 @dataclass
 class ModelSpec:
-    """How to build one benchmark model and which task kinds it applies to.
+    """How to build one benchmark model and which datasets it applies to.
 
     ``build(task, seed)`` returns an unfitted model; ``takes_clips`` models get whole clips
     (video tasks), the others single images or frames; ``takes_regions`` models get the pool's
@@ -19,7 +19,7 @@ class ModelSpec:
 
     name: str
     label: str
-    kinds: tuple[str, ...]
+    datasets: tuple[str, ...]
     build: Callable[[Any, int], AnomalyModel]
     takes_clips: bool = False
     takes_regions: bool = False
@@ -42,15 +42,15 @@ def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
     """Every model the suite knows. ``vgg_weights``: VGG19 checkpoint for DFR (None = random)."""
     vgg_label = "VGG19, " + ("ImageNet" if vgg_weights else "random weights")
     specs = [
-        ModelSpec("dfr", f"DFR ({vgg_label})", ("image", "video"), _dfr("vgg19", vgg_weights)),
-        ModelSpec("cae", "CAE (raw pixels)", ("image", "video"), _baseline("CAE", **CAE_SETTINGS)),
-        ModelSpec("stae", "STAE (raw pixels)", ("video",), _baseline("STAE", **STAE_SETTINGS), takes_clips=True),
-        ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("video",), _baseline("ConvLSTMAE", **CONVLSTM_SETTINGS),
+        ModelSpec("dfr", f"DFR ({vgg_label})", ("mvtec", "pool", "ucsd"), _dfr("vgg19", vgg_weights)),
+        ModelSpec("cae", "CAE (raw pixels)", ("mvtec", "ucsd"), _baseline("CAE", **CAE_SETTINGS)),
+        ModelSpec("stae", "STAE (raw pixels)", ("ucsd",), _baseline("STAE", **STAE_SETTINGS), takes_clips=True),
+        ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("ucsd",), _baseline("ConvLSTMAE", **CONVLSTM_SETTINGS),
                   takes_clips=True),
-        ModelSpec("poolae", "Pool AE (raw pixels)", ("image",), _baseline("PoolAE", **POOL_SETTINGS), takes_regions=True),
+        ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE", **POOL_SETTINGS), takes_regions=True),
     ]
     if pretrained_offline_available():
-        specs.insert(1, ModelSpec("dfr-effnet", "DFR (EfficientNet-Lite0, ImageNet)", ("image", "video"),
+        specs.insert(1, ModelSpec("dfr-effnet", "DFR (EfficientNet-Lite0, ImageNet)", ("mvtec", "pool", "ucsd"),
                                   _dfr(OFFLINE_BACKBONE, "imagenet", size=256)))
     return {spec.name: spec for spec in specs}
 

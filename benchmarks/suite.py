@@ -31,7 +31,7 @@ from dfr.prediction import Prediction
 def run_suite(tasks: list[Task], specs: list[ModelSpec], out: Path, *, seed: int = 0) -> list[dict[str, Any]]:
     """Run every applicable model on every task; return one result dict per run."""
     results = []
-    runs = [(task, spec) for task in tasks for spec in specs if task.kind in spec.kinds]
+    runs = [(task, spec) for task in tasks for spec in specs if task.dataset in spec.datasets]
     for task, spec in tqdm(runs, desc="benchmark", unit="run", disable=None):
         folder = out / "runs" / task.dataset / task.name / spec.name
         done = folder / "result.json"

@@ -19,7 +19,7 @@ def _tiny_dfr(builds):
         builds.append(task.name)
         return DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2, seed=seed)
 
-    return ModelSpec("tiny", "tiny DFR", ("image", "video"), build)
+    return ModelSpec("tiny", "tiny DFR", ("mvtec", "pool", "ucsd"), build)
 
 
 def test_suite_runs_reports_and_resumes(tmp_path):
