@@ -29,11 +29,13 @@ def _dfr(backbone: str, weights: str | None, size: int = 128) -> Callable[[Any, 
     return lambda task, seed: DFR("cpu", backbone=backbone, weights=weights, image_size=size, seed=seed)
 
 
-def _baseline(class_name: str, **settings: Any) -> Callable[[Any, int], AnomalyModel]:
+def _baseline(class_name: str) -> Callable[[Any, int], AnomalyModel]:
+    """A raw-pixel baseline in its CPU preset."""
+
     def build(task, seed):
         import baselines
 
-        return getattr(baselines, class_name)(seed=seed, **settings)
+        return getattr(baselines, class_name)("cpu", seed=seed)
 
     return build
 
@@ -43,19 +45,14 @@ def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
     vgg_label = "VGG19, " + ("ImageNet" if vgg_weights else "random weights")
     specs = [
         ModelSpec("dfr", f"DFR ({vgg_label})", ("mvtec", "pool", "ucsd"), _dfr("vgg19", vgg_weights)),
-        ModelSpec("cae", "CAE (raw pixels)", ("mvtec", "ucsd"), _baseline("CAE", **CAE_SETTINGS)),
-        ModelSpec("stae", "STAE (raw pixels)", ("ucsd",), _baseline("STAE", **STAE_SETTINGS), takes_clips=True),
-        ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("ucsd",), _baseline("ConvLSTMAE", **CONVLSTM_SETTINGS),
+        ModelSpec("cae", "CAE (raw pixels)", ("mvtec", "ucsd"), _baseline("CAE")),
+        ModelSpec("stae", "STAE (raw pixels)", ("ucsd",), _baseline("STAE"), takes_clips=True),
+        ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("ucsd",), _baseline("ConvLSTMAE"),
                   takes_clips=True),
-        ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE", **POOL_SETTINGS), takes_regions=True),
+        ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE"), takes_regions=True),
     ]
     if pretrained_offline_available():
         specs.insert(1, ModelSpec("dfr-effnet", "DFR (EfficientNet-Lite0, ImageNet)", ("mvtec", "pool", "ucsd"),
                                   _dfr(OFFLINE_BACKBONE, "imagenet", size=256)))
     return {spec.name: spec for spec in specs}
 
-
-CAE_SETTINGS: dict[str, Any] = {}
-STAE_SETTINGS: dict[str, Any] = {}
-CONVLSTM_SETTINGS: dict[str, Any] = {}
-POOL_SETTINGS: dict[str, Any] = {}

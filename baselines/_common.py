@@ -1,0 +1,125 @@
+"""Machinery shared by the raw-pixel baselines: presets, seeding, the training loop, persistence."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dfr.model import AnomalyModel
+
+INFERENCE_BATCH = 16
+
+
+class PixelModel(AnomalyModel):
+    """Base of the raw-pixel autoencoders: one ``torch.nn.Module`` trained with Adam.
+
+    Subclasses set ``PRESETS`` (preset name → training and size arguments) and keep those
+    arguments as constructor parameters defaulting to ``None``: a ``None`` takes the preset's
+    value (see :meth:`settings`). They build their network from the settings in
+    ``_network()``, so that saving stores only its weights.
+
+    Learned attributes: ``network_``, ``training_loss_`` (mean loss per epoch),
+    ``fit_seconds_`` (wall time of training), ``threshold_``, ``score_stats_``.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """The preset's settings, overridden by the arguments not left as ``None``."""
+        if self.preset not in self.PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(self.PRESETS)}")
+        resolved = dict(self.PRESETS[self.preset])
+        for name in resolved:
+            if getattr(self, name) is not None:
+                resolved[name] = getattr(self, name)
+        return resolved
+
+    def _network(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    @contextmanager
+    def _seeded(self) -> Iterator[np.random.Generator]:
+        """Seed torch (restored afterwards) and yield a numpy generator seeded alike."""
+        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            yield np.random.default_rng(self.seed)
+
+    def _train(
+        self,
+        epochs_of_batches: Callable[[], Iterable[tuple[torch.Tensor, ...]]],
+        loss_function: Callable[..., torch.Tensor],
+        settings: dict[str, Any],
+    ) -> None:
+        """Adam on ``loss_function(*batch)`` for ``settings["epochs"]`` epochs.
+
+        ``epochs_of_batches()`` is called once per epoch and yields tuples of tensors on the
+        model's device. Sets ``training_loss_`` and ``fit_seconds_``.
+        """
+        optimiser = torch.optim.Adam(
+            self.network_.parameters(), lr=settings["learning_rate"], weight_decay=settings.get("weight_decay", 0.0)
+        )
+        started = time.perf_counter()
+        self.network_.train()
+        self.training_loss_ = []
+        name = type(self).__name__
+        progress = tqdm(range(settings["epochs"]), desc=f"{name}: training", unit="epoch", disable=None)
+        for _ in progress:
+            total, count = 0.0, 0
+            for batch in epochs_of_batches():
+                loss = loss_function(*batch)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total, count = total + loss.item(), count + 1
+            if count == 0:
+                raise ValueError(f"{name}: no training batch could be formed from the training data")
+            self.training_loss_.append(total / count)
+            progress.set_postfix(loss=f"{self.training_loss_[-1]:.4g}")
+        self.network_.eval()
+        self.fit_seconds_ = time.perf_counter() - started
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "network": {name: value.detach().cpu() for name, value in self.network_.state_dict().items()},
+            "training_loss": list(self.training_loss_),
+            "fit_seconds": float(self.fit_seconds_),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.network_ = self._network()
+        self.network_.load_state_dict(state["network"])
+        self.network_.to(self.device_).eval()
+        self.training_loss_ = list(state["training_loss"])
+        self.fit_seconds_ = float(state["fit_seconds"])
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W, 1|3) float32 → (H, W) float32; colour by ITU-R BT.601 luma (OpenCV's RGB2GRAY)."""
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (H, W[, C]) float32: area interpolation when shrinking, bilinear when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = image.shape[0] > height or image.shape[1] > width
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return resized.reshape(height, width, *image.shape[2:])
+
+
+def check_size(name: str, size: int, valid: Callable[[int], bool], rule: str) -> None:
+    """Raise with the nearest valid sizes unless ``valid(size)``."""
+    if valid(size):
+        return
+    below = next((s for s in range(size - 1, 0, -1) if valid(s)), None)
+    above = next(s for s in range(size + 1, 10 * size + 1000) if valid(s))
+    nearest = " or ".join(str(s) for s in (below, above) if s is not None)
+    raise ValueError(f"{name} image_size must be {rule}, got {size}; nearest valid: {nearest}")

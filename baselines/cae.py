@@ -1,0 +1,157 @@
+"""CAE: the single-frame convolutional autoencoder with a dense bottleneck (UCSD Ped1 notebook)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines._common import INFERENCE_BATCH, PixelModel, check_size, resize, to_gray
+
+# The source's fixed rule: a pixel is anomalous when the 4x4 box sum of |error| x 255 exceeds 4·255.
+FIXED_THRESHOLD = 4.0 * 255.0
+BOX = 4
+
+
+class CAENetwork(nn.Module):
+    """(B, 1, S, S) in [0, 1] → (B, 1, S, S) in [0, 1].
+
+    Encoder: conv 5x5 (``channels``) + ReLU, max-pool 2, conv 5x5 (``channels``) + ReLU,
+    max-pool 2, dense layer to ``bottleneck`` values. Decoder: dense back to
+    ``channels`` x (S/4 - 3) x (S/4 - 3) + ReLU, upsample 2, transposed conv 5x5 + ReLU,
+    upsample 2, transposed conv 5x5 to one channel + sigmoid. Convolutions are unpadded, so
+    for S = 100 the code map is 32 x 22 x 22, as in the source.
+    """
+
+    def __init__(self, size: int, channels: int, bottleneck: int) -> None:
+        super().__init__()
+        code_side = ((size - 4) // 2 - 4) // 2
+        code_shape = (channels, code_side, code_side)
+        code_size = channels * code_side * code_side
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, channels, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(code_size, bottleneck),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(bottleneck, code_size), nn.ReLU(), nn.Unflatten(1, code_shape),
+            nn.Upsample(scale_factor=2), nn.ConvTranspose2d(channels, channels, 5), nn.ReLU(),
+            nn.Upsample(scale_factor=2), nn.ConvTranspose2d(channels, 1, 5), nn.Sigmoid(),
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(frames))
+
+
+class CAE(PixelModel):
+    """Convolutional autoencoder on single gray frames with a dense bottleneck (REFERENCE.md §5).
+
+    Each image is converted to gray (BT.601 luma) and resized to ``image_size`` squared. The
+    anomaly map is the source's heatmap: ``|input - reconstruction| x 255`` summed over a 4x4
+    box (zero outside the image), computed at network resolution and resized to the input's
+    size (bilinear when enlarging, area when shrinking). Its unit is therefore "grey levels summed over 16 pixels" (0 to 4080). Image
+    score: the map maximum.
+
+    Args:
+        preset: ``"source"`` (default: the notebook's 100x100 input, 32 channels, bottleneck
+            2000, Adam 1e-4, weight decay 1e-5, batch 32, 30 epochs) or ``"cpu"`` (64x64, 16
+            channels, bottleneck 256, lr 1e-3, 40 epochs). Arguments left as ``None`` take the
+            preset's value; :meth:`settings` shows what a fit uses.
+        image_size: side S of the square network input, a multiple of 4, at least 16.
+        channels: channels of both convolutions.
+        bottleneck: width of the dense code. Without it, anomalies are reconstructed too.
+        epochs, batch_size, learning_rate, weight_decay: Adam on the mean squared error.
+        threshold_rule: ``"target_fpr"`` (default: the shared rule, fitted on held-out normal
+            data) or ``"fixed"`` (the source's ``4 x 255``, in the map's unit).
+        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+    """
+
+    PRESETS = {
+        "source": {"image_size": 100, "channels": 32, "bottleneck": 2000, "epochs": 30, "batch_size": 32,
+                   "learning_rate": 1e-4, "weight_decay": 1e-5},
+        "cpu": {"image_size": 64, "channels": 16, "bottleneck": 256, "epochs": 40, "batch_size": 16,
+                "learning_rate": 1e-3, "weight_decay": 1e-5},
+    }
+
+    def __init__(
+        self,
+        preset: str = "source",
+        *,
+        image_size: int | None = None,
+        channels: int | None = None,
+        bottleneck: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        weight_decay: float | None = None,
+        threshold_rule: str = "target_fpr",
+        target_fpr: float = 0.005,
+        validation_fraction: float = 0.2,
+        min_box_area: int = 16,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            target_fpr=target_fpr, validation_fraction=validation_fraction,
+            min_box_area=min_box_area, seed=seed, device=device,
+        )
+        self.preset = preset
+        self.image_size = image_size
+        self.channels = channels
+        self.bottleneck = bottleneck
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.threshold_rule = threshold_rule
+
+    def _validate(self) -> dict[str, Any]:
+        settings = self.settings()
+        check_size("CAE", settings["image_size"], lambda s: s >= 16 and s % 4 == 0, "a multiple of 4 and at least 16")
+        if self.threshold_rule not in ("target_fpr", "fixed"):
+            raise ValueError(f"threshold_rule must be 'target_fpr' or 'fixed', got {self.threshold_rule!r}")
+        return settings
+
+    def _network(self) -> CAENetwork:
+        settings = self._validate()
+        return CAENetwork(settings["image_size"], settings["channels"], settings["bottleneck"])
+
+    def _inputs(self, images: list[np.ndarray]) -> torch.Tensor:
+        """(N, 1, S, S) float32 on CPU."""
+        size = self.settings()["image_size"]
+        return torch.from_numpy(np.stack([resize(to_gray(image), size, size) for image in images]))[:, None]
+
+    def _fit(self, images: list[np.ndarray]) -> None:
+        settings = self._validate()
+        inputs = self._inputs(images)
+        with self._seeded():
+            self.network_ = self._network().to(self.device_)
+            generator = torch.Generator().manual_seed(self.seed)
+
+            def epoch() -> Iterator[tuple[torch.Tensor]]:
+                order = torch.randperm(len(inputs), generator=generator)
+                for start in range(0, len(inputs), settings["batch_size"]):
+                    yield (inputs[order[start:start + settings["batch_size"]]].to(self.device_),)
+
+            self._train(epoch, lambda batch: F.mse_loss(self.network_(batch), batch), settings)
+
+    def _fit_scoring(self, normal_maps: list[np.ndarray]) -> None:
+        super()._fit_scoring(normal_maps)
+        if self.threshold_rule == "fixed":
+            self.threshold_ = FIXED_THRESHOLD
+
+    @torch.no_grad()
+    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        self.network_.eval()
+        maps = []
+        for start in range(0, len(images), INFERENCE_BATCH):
+            batch = self._inputs(images[start:start + INFERENCE_BATCH]).to(self.device_)
+            errors = (self.network_(batch) - batch).abs_().mul_(255.0)[:, 0].cpu().numpy()
+            for error in errors:
+                height, width = images[len(maps)].shape[:2]
+                heat = cv2.boxFilter(error, -1, (BOX, BOX), normalize=False, borderType=cv2.BORDER_CONSTANT)
+                maps.append(resize(heat, height, width).astype(np.float32))
+        return maps

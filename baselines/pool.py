@@ -1,0 +1,272 @@
+"""PoolAE: the fully convolutional autoencoder of the swimming-pool report, with region masks."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from baselines._common import PixelModel, resize
+from dfr.io import ImageData, load_images, read_image
+from dfr.prediction import Prediction
+
+KERNELS = (3, 5, 7, 9)
+STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
+
+RegionMasks = Any  # None, (H, W), (N, H, W), a list of arrays or paths, a folder
+
+
+class PoolNetwork(nn.Module):
+    """(B, 3, h, w) in [0, 1] → (B, 3, h, w), h and w multiples of 16.
+
+    Four stride-2 convolutions with kernels 3, 5, 7, 9 and rising widths ``channels``, each
+    followed by ReLU; four stride-2 transposed convolutions with kernels 9, 7, 5, 3 mirror
+    them back to three channels, the last followed by a sigmoid. No dense layer, so any
+    image size works.
+    """
+
+    def __init__(self, channels: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        widths = (3, *channels)
+        down: list[nn.Module] = []
+        for kernel, a, b in zip(KERNELS, widths[:-1], widths[1:]):
+            down += [nn.Conv2d(a, b, kernel, stride=2, padding=kernel // 2), nn.ReLU()]
+        up: list[nn.Module] = []
+        for kernel, a, b in zip(KERNELS[::-1], widths[:0:-1], widths[-2::-1]):
+            up += [nn.ConvTranspose2d(a, b, kernel, stride=2, padding=kernel // 2, output_padding=1), nn.ReLU()]
+        up[-1] = nn.Sigmoid()
+        self.encoder = nn.Sequential(*down)
+        self.decoder = nn.Sequential(*up)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(images))
+
+
+class _WithRegions(list):
+    """Images already read, as (image float32 (H, W, C), region bool (H, W)) pairs."""
+
+
+def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """One bool (H, W) region per image of size ``shapes[i]``; pixels ``> 0`` are inside.
+
+    ``region_masks``: ``None`` (whole images), one array (H, W) shared by every image, a stack
+    (N, H, W), a list of arrays or image paths, or a folder of mask images (natural order).
+    """
+    if region_masks is None:
+        return [np.ones(shape, dtype=bool) for shape in shapes]
+    if isinstance(region_masks, np.ndarray) and region_masks.ndim == 2:
+        masks = [region_masks] * len(shapes)
+    elif isinstance(region_masks, np.ndarray) and region_masks.ndim == 3:
+        masks = list(region_masks)
+    elif isinstance(region_masks, (str, os.PathLike)):
+        masks = [image[:, :, 0] for image in load_images(region_masks)[0]]
+    elif isinstance(region_masks, Sequence):
+        masks = [read_image(m)[:, :, 0] if isinstance(m, (str, os.PathLike)) else np.asarray(m) for m in region_masks]
+    else:
+        raise TypeError(f"cannot read region masks from {type(region_masks).__name__}: give arrays, paths or a folder")
+    if len(masks) != len(shapes):
+        raise ValueError(f"got {len(masks)} region masks for {len(shapes)} images")
+    for index, (mask, shape) in enumerate(zip(masks, shapes)):
+        if mask.shape != tuple(shape):
+            raise ValueError(f"region mask {index} has shape {mask.shape} but its image has size {tuple(shape)}")
+    return [np.asarray(mask) > 0 for mask in masks]
+
+
+class PoolAE(PixelModel):
+    """Fully convolutional autoencoder for fixed-camera scenes with a region of interest.
+
+    Each image is made RGB (gray repeated), its pixels outside the region are set to the mean
+    colour inside it (at full resolution, so nothing outside can reach the network), and it is
+    resized to ``width`` pixels wide (aspect kept). The loss is the squared error inside the
+    region only (weighted by the region's coverage of each network pixel). The anomaly map is
+    the squared error averaged over the colour channels, resized to the input's size and set
+    to exactly zero outside the region. Image score: the map maximum.
+
+    ``fit(images, region_masks=...)``, ``predict(images, region_masks=...)`` and
+    ``anomaly_map(images, region_masks=...)`` take one region per image (see
+    :func:`read_region_masks`); without them the region is the whole image. For training
+    images that contain the objects to detect, paint them out first with
+    :func:`baselines.inpaint_boxes`.
+
+    Training samples are augmented crops: per epoch, ``crops_per_image`` crops of
+    ``crop_size`` squared per image, centred on a random region pixel, after a random
+    rotation of up to ``max_rotation`` degrees, a horizontal flip (``flip``) and brightness
+    and saturation factors drawn from ``1 ± brightness`` and ``1 ± saturation``.
+
+    Args:
+        preset: ``"source"`` (default: widths 32/64/128/256, 16 crops of 128 per image and
+            epoch, Adam 1e-3, batch 8, 30 epochs; the report found 20-50 epochs best, longer
+            lets it reconstruct swimmers) or ``"cpu"`` (widths 16/32/48/64, 60 epochs, else the
+            same). Arguments left as ``None`` take the preset's value; :meth:`settings` shows them.
+        width: network image width in pixels (the report downscaled 1600x900 photos 5x, to
+            320); ``None`` keeps each image's size.
+        channels: widths of the four encoder convolutions.
+        crop_size: side of the training crops, a multiple of 16.
+        crops_per_image: training crops per image and epoch.
+        flip, max_rotation, brightness, saturation: augmentation (see above).
+        epochs, batch_size, learning_rate: Adam on the region-masked mean squared error.
+        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+    """
+
+    PRESETS = {
+        "source": {"channels": (32, 64, 128, 256), "crop_size": 128, "crops_per_image": 16, "epochs": 30,
+                   "batch_size": 8, "learning_rate": 1e-3},
+        "cpu": {"channels": (16, 32, 48, 64), "crop_size": 128, "crops_per_image": 16, "epochs": 60,
+                "batch_size": 8, "learning_rate": 1e-3},
+    }
+
+    def __init__(
+        self,
+        preset: str = "source",
+        *,
+        width: int | None = 320,
+        channels: Sequence[int] | None = None,
+        crop_size: int | None = None,
+        crops_per_image: int | None = None,
+        flip: bool = True,
+        max_rotation: float = 10.0,
+        brightness: float = 0.1,
+        saturation: float = 0.1,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        target_fpr: float = 0.005,
+        validation_fraction: float = 0.2,
+        min_box_area: int = 16,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            target_fpr=target_fpr, validation_fraction=validation_fraction,
+            min_box_area=min_box_area, seed=seed, device=device,
+        )
+        self.preset = preset
+        self.width = width
+        self.channels = None if channels is None else tuple(channels)
+        self.crop_size = crop_size
+        self.crops_per_image = crops_per_image
+        self.flip = flip
+        self.max_rotation = max_rotation
+        self.brightness = brightness
+        self.saturation = saturation
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+
+    # ----------------------------------------------------------------- public API
+
+    def fit(
+        self, data: ImageData, *, region_masks: RegionMasks = None, validation: ImageData | None = None,
+        validation_region_masks: RegionMasks = None,
+    ) -> "PoolAE":
+        """Train on normal images (inside their regions); ``validation`` images get ``validation_region_masks``."""
+        if validation is None and validation_region_masks is not None:
+            raise ValueError("validation_region_masks given without validation images")
+        held_out = None if validation is None else self._pair(validation, validation_region_masks)
+        return super().fit(self._pair(data, region_masks), validation=held_out)
+
+    def anomaly_map(self, data: ImageData, *, region_masks: RegionMasks = None) -> np.ndarray | list[np.ndarray]:
+        """float32 maps, exactly zero outside each image's region."""
+        return super().anomaly_map(self._pair(data, region_masks))
+
+    def predict(self, data: ImageData, *, region_masks: RegionMasks = None) -> Prediction:
+        """Maps (zero outside the regions), image scores (map maxima), masks and boxes."""
+        return super().predict(self._pair(data, region_masks))
+
+    # ----------------------------------------------------------------- hooks
+
+    def _pair(self, data: ImageData, region_masks: RegionMasks) -> _WithRegions:
+        images, _ = load_images(data)
+        regions = read_region_masks(region_masks, [image.shape[:2] for image in images])
+        return _WithRegions(zip(images, regions))
+
+    def _read(self, data: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(data) if isinstance(data, _WithRegions) else list(self._pair(data, None))
+
+    def _network(self) -> PoolNetwork:
+        settings = self.settings()
+        if len(settings["channels"]) != len(KERNELS):
+            raise ValueError(f"PoolAE channels must be {len(KERNELS)} widths, got {settings['channels']}")
+        if settings["crop_size"] < STEP or settings["crop_size"] % STEP:
+            raise ValueError(f"crop_size must be a positive multiple of {STEP}, got {settings['crop_size']}")
+        return PoolNetwork(tuple(settings["channels"]))
+
+    def _prepare(self, image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network-sized RGB image (h, w, 3), outside filled with the region's mean colour, and
+        the region's coverage of each of its pixels, float32 (h, w) in [0, 1]."""
+        rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+        fill = rgb[region].mean(0) if region.any() else rgb.reshape(-1, 3).mean(0)
+        filled = np.where(region[:, :, None], rgb, fill.astype(np.float32))
+        height, width = region.shape
+        if self.width is not None:
+            height, width = max(1, round(height * self.width / width)), self.width
+        return resize(filled, height, width), resize(region.astype(np.float32), height, width)
+
+    def _fit(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        settings = self.settings()
+        prepared = [self._prepare(image, region) for image, region in pairs]
+        prepared = [(image, weight) for image, weight in prepared if weight.max() > 0.5]
+        if not prepared:
+            raise ValueError("every training image has an empty region mask")
+        with self._seeded() as rng:
+            self.network_ = self._network().to(self.device_)
+
+            def epoch() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                samples = [self._augment(image, weight, settings["crop_size"], rng)
+                           for image, weight in prepared for _ in range(settings["crops_per_image"])]
+                order = rng.permutation(len(samples))
+                for start in range(0, len(order), settings["batch_size"]):
+                    chosen = [samples[i] for i in order[start:start + settings["batch_size"]]]
+                    images = torch.from_numpy(np.stack([image for image, _ in chosen])).permute(0, 3, 1, 2)
+                    weights = torch.from_numpy(np.stack([weight for _, weight in chosen]))[:, None]
+                    yield images.to(self.device_), weights.to(self.device_)
+
+            self._train(epoch, self._masked_loss, settings)
+
+    def _masked_loss(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the pixels inside the regions (weights (B, 1, h, w))."""
+        squared = (self.network_(images) - images).pow(2).mean(1, keepdim=True)
+        return (squared * weights).sum() / weights.sum().clamp_min(1.0)
+
+    def _augment(self, image: np.ndarray, weight: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented crop: image (size, size, 3) with the outside refilled, weights (size, size)."""
+        height, width = weight.shape
+        if self.max_rotation:
+            angle = rng.uniform(-self.max_rotation, self.max_rotation)
+            matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+            image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            weight = cv2.warpAffine(weight, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        if self.flip and rng.random() < 0.5:
+            image, weight = image[:, ::-1], weight[:, ::-1]
+        gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[:, :, None]
+        colour = rng.uniform(1 - self.saturation, 1 + self.saturation)
+        image = np.clip((gray + colour * (image - gray)) * rng.uniform(1 - self.brightness, 1 + self.brightness), 0, 1)
+        inside = weight > 0.5
+        fill = image[inside].mean(0) if inside.any() else image.reshape(-1, 3).mean(0)
+        canvas = np.empty((max(height, size), max(width, size), 3), np.float32)
+        canvas[:] = fill
+        canvas[:height, :width] = np.where(inside[:, :, None], image, fill)
+        image, weight = canvas, np.pad(weight, ((0, canvas.shape[0] - height), (0, canvas.shape[1] - width)))
+        candidates = np.argwhere(inside) if inside.any() else np.array([[height // 2, width // 2]])
+        y, x = candidates[rng.integers(len(candidates))]
+        top = int(np.clip(y - size // 2, 0, image.shape[0] - size))
+        left = int(np.clip(x - size // 2, 0, image.shape[1] - size))
+        crop = (slice(top, top + size), slice(left, left + size))
+        return np.ascontiguousarray(image[crop], dtype=np.float32), np.ascontiguousarray(weight[crop], dtype=np.float32)
+
+    @torch.no_grad()
+    def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        self.network_.eval()
+        maps = []
+        for image, region in pairs:
+            prepared, _ = self._prepare(image, region)
+            height, width = prepared.shape[:2]
+            padded = np.pad(prepared, ((0, -height % STEP), (0, -width % STEP), (0, 0)), mode="edge")
+            batch = torch.from_numpy(padded).permute(2, 0, 1)[None].to(self.device_)
+            squared = (self.network_(batch) - batch).pow_(2).mean(1)[0, :height, :width].cpu().numpy()
+            full = resize(squared, *region.shape)
+            maps.append(np.where(region, full, 0.0).astype(np.float32))
+        return maps

@@ -1,0 +1,120 @@
+"""STAE: a spatio-temporal autoencoder on T frames stacked as channels (Hasan et al. 2016 style)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from baselines._common import check_size
+from baselines.video import ClipModel
+
+
+def _code_side(size: int) -> int:
+    """Side of the code map for input side ``size``, or 0 when the decoder cannot mirror it."""
+    if size < 15 or (size - 15) % 4:
+        return 0
+    side = (size - 15) // 4 + 1  # conv 15x15 / 4
+    if side % 2:
+        return 0
+    side = side // 2 - 3  # pool 2, conv 4x4
+    if side < 1 or side % 2:
+        return 0
+    return max(side // 2 - 2, 0)  # pool 2, conv 3x3
+
+
+class STAENetwork(nn.Module):
+    """(B, T, S, S) in [0, 1] → (B, T, S, S) in [0, 1]; the T frames are the channels.
+
+    Encoder: conv 15x15 stride 4 (c1) → BN → ReLU → max-pool 2 → conv 4x4 (c2) → BN → ReLU →
+    max-pool 2 → conv 3x3 (c3) → BN → ReLU. The decoder mirrors it with transposed
+    convolutions and nearest-neighbour upsampling, ending in T channels and a sigmoid.
+    Unpadded, so for S = 227 the maps are 54, 27, 24, 12 and 10 pixels wide.
+    """
+
+    def __init__(self, frames: int, channels: tuple[int, int, int]) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(frames, c1, 15, stride=4), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 4), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c2, c3, 3), nn.BatchNorm2d(c3), nn.ReLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c3, c2, 3), nn.BatchNorm2d(c2), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.ConvTranspose2d(c2, c1, 4), nn.BatchNorm2d(c1), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.ConvTranspose2d(c1, frames, 15, stride=4), nn.Sigmoid(),
+        )
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(windows))
+
+
+class STAE(ClipModel):
+    """Spatio-temporal autoencoder: ``window`` consecutive gray frames stacked as channels.
+
+    Frames are converted to gray and resized to ``image_size`` squared; the network
+    reconstructs the whole stack. Windows, per-frame maps and scores, edge frames and short
+    clips: see :class:`baselines.video.ClipModel`. Map unit: squared error of intensities in
+    [0, 1]; frame score: its sum over the network's S x S pixels.
+
+    Args:
+        preset: ``"source"`` (default: 227x227, channels 512/256/128, Adam 1e-4, batch 16,
+            30 epochs over all windows; meant for a GPU) or ``"cpu"`` (115x115, channels
+            32/16/16, lr 3e-3, 20 epochs of at most 128 windows). Arguments left as ``None``
+            take the preset's value; :meth:`settings` shows what a fit uses.
+        window: frames per window T (10 in the source).
+        strides: frame strides of the training windows (1, 2, 3, 4: the source's augmentation).
+        test_hop: frames between the starts of prediction windows (1: every window).
+        image_size: side S of the network input; the unpadded layers need S = 16k + 19 with
+            S >= 83 (83, 99, 115, …, 227, …).
+        channels: widths (c1, c2, c3) of the three encoder convolutions.
+        windows_per_epoch: random training windows per epoch (``None``: all of them).
+        epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
+        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+    """
+
+    PRESETS = {
+        "source": {"image_size": 227, "channels": (512, 256, 128), "windows_per_epoch": None, "epochs": 30,
+                   "batch_size": 16, "learning_rate": 1e-4},
+        "cpu": {"image_size": 115, "channels": (32, 16, 16), "windows_per_epoch": 128, "epochs": 20,
+                "batch_size": 16, "learning_rate": 3e-3},
+    }
+
+    def __init__(
+        self,
+        preset: str = "source",
+        *,
+        window: int = 10,
+        strides: Sequence[int] = (1, 2, 3, 4),
+        test_hop: int = 1,
+        image_size: int | None = None,
+        channels: Sequence[int] | None = None,
+        windows_per_epoch: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        target_fpr: float = 0.005,
+        validation_fraction: float = 0.2,
+        min_box_area: int = 16,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            window=window, strides=strides, test_hop=test_hop, target_fpr=target_fpr,
+            validation_fraction=validation_fraction, min_box_area=min_box_area, seed=seed, device=device,
+        )
+        self.preset = preset
+        self.image_size = image_size
+        self.channels = None if channels is None else tuple(channels)
+        self.windows_per_epoch = windows_per_epoch
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+
+    def _network(self) -> STAENetwork:
+        settings = self._validate()
+        check_size("STAE", settings["image_size"], lambda s: _code_side(s) >= 1, "16k + 19 and at least 83")
+        if len(settings["channels"]) != 3:
+            raise ValueError(f"STAE channels must be three widths (c1, c2, c3), got {settings['channels']}")
+        return STAENetwork(self.window, tuple(settings["channels"]))

@@ -1,0 +1,112 @@
+"""CPU cost of the raw-pixel baselines' small settings on demo-sized data.
+
+Writes the demo's synthetic data to a temporary folder (UCSD-like: 4 training and 4 test
+clips of 40 frames, 120x160; pool-like: 16 images of 180x320), fits every baseline with
+``preset="cpu"`` on it and prints, per model: fit wall time, prediction time per frame or
+image, parameter count, last training loss, and one detection metric (frame ROC-AUC,
+micro, for the video models on the test clips; pixel ROC-AUC for the CAE on the test frames
+and for the pool AE inside the pool on the swimmer boxes).
+
+    python benchmarks/perf_baselines.py
+    python benchmarks/perf_baselines.py --models stae convlstm --threads 2
+
+Timings depend on the machine and on what else runs on it; ``--threads`` sets torch's
+thread count (default: torch's own choice).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from benchmarks.datasets import boxes_to_mask, write_pool_like, write_ucsd_like
+from dfr import metrics
+
+MODELS = ("cae", "stae", "convlstm", "poolae")
+
+
+def _ucsd(root: str) -> dict[str, Any]:
+    data = write_ucsd_like(root, seed=0, overwrite=True)
+    return {"train": data.train, "test": data.test, "labels": data.frame_labels, "masks": data.masks}
+
+
+def _pick(items: list, indices: list[int]) -> list:
+    return [items[i] for i in indices]
+
+
+def _pool(root: str) -> dict[str, Any]:
+    data = write_pool_like(root, seed=0, overwrite=True)
+    free = [i for i, boxes in enumerate(data.boxes) if len(boxes) == 0]
+    busy = [i for i, boxes in enumerate(data.boxes) if len(boxes)]
+    return {
+        "train": _pick(data.images, free), "train_regions": _pick(data.region_masks, free),
+        "test": _pick(data.images, busy), "test_regions": _pick(data.region_masks, busy),
+        "truth": [boxes_to_mask(data.boxes[i], data.images[i].shape[:2]) for i in busy],
+    }
+
+
+def run(name: str, ucsd: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
+    """Fit and predict one model; returns its timings and metric."""
+    import baselines
+
+    if name == "poolae":
+        model = baselines.PoolAE("cpu", device="cpu")
+        fit_args, data, extra = (pool["train"],), pool["test"], {"region_masks": pool["test_regions"]}
+        fit_kwargs = {"region_masks": pool["train_regions"]}
+    elif name == "cae":
+        model = baselines.CAE("cpu", device="cpu")
+        fit_args, fit_kwargs, extra = ([f for clip in ucsd["train"] for f in clip],), {}, {}
+        data = [f for clip in ucsd["test"] for f in clip]
+    else:
+        model = (baselines.STAE if name == "stae" else baselines.ConvLSTMAE)("cpu", device="cpu")
+        fit_args, fit_kwargs, data, extra = (ucsd["train"],), {}, ucsd["test"], {}
+    started = time.perf_counter()
+    model.fit(*fit_args, **fit_kwargs)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    prediction = model.predict(data, **extra)
+    predict_seconds = time.perf_counter() - started
+    if name == "poolae":
+        inside = np.stack(pool["test_regions"])
+        truth, maps = np.stack(pool["truth"])[inside], np.asarray(prediction.anomaly_maps)[inside]
+        metric = ("pixel ROC-AUC in pool", roc_auc_score(truth, maps))
+    elif name == "cae":
+        metric = ("pixel ROC-AUC", metrics.pixel_auroc(prediction.anomaly_maps, np.concatenate(ucsd["masks"])))
+    else:
+        per_clip = np.split(prediction.scores, np.cumsum([len(c) for c in ucsd["test"]])[:-1])
+        metric = ("frame ROC-AUC", metrics.frame_auc(per_clip, ucsd["labels"]))
+    return {
+        "model": name, "fit_s": fit_seconds, "predict_ms_per_item": 1000 * predict_seconds / len(prediction),
+        "parameters": sum(p.numel() for p in model.network_.parameters()),
+        "final_loss": model.training_loss_[-1], "metric": metric,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as root:
+        ucsd, pool = _ucsd(f"{root}/ucsd"), _pool(f"{root}/pool")
+        print(f"torch threads: {torch.get_num_threads()}")
+        print(f"{'model':10s} {'fit s':>7s} {'predict ms/item':>16s} {'parameters':>11s} {'last loss':>10s}  metric")
+        for name in args.models:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = run(name, ucsd, pool)
+            label, value = result["metric"]
+            print(f"{name:10s} {result['fit_s']:7.1f} {result['predict_ms_per_item']:16.1f} {result['parameters']:11d} "
+                  f"{result['final_loss']:10.2e}  {label} {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
