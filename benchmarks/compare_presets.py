@@ -3,9 +3,11 @@
 The paper preset (150 epochs on whole maps) takes hours per dataset at 256x256 on a CPU, so
 on a CPU this runs a reduced setting by default: 128x128 crops of scikit-image textures with
 planted defects, a dozen training images, seeded random VGG19 weights shared by both presets.
-On a GPU, pass ``--size 256 --train 100``.
+On a GPU, pass ``--size 256 --train 100``. ``--backbone`` compares the presets on another
+backbone, e.g. the offline ImageNet EfficientNet-Lite0 with the crops enlarged to 256 px:
 
     python benchmarks/compare_presets.py --textures brick grass --train 12 --test 12 --size 128
+    python benchmarks/compare_presets.py --backbone timm:tf_efficientnet_lite0 --weights imagenet --image-size 256
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from dfr.synthetic import TEXTURES, defect_dataset
 
 def fit_and_map(preset: str, data, args) -> tuple[np.ndarray, int, float]:
     """Fit one preset; return its test maps, latent size and fit seconds."""
-    model = DFR(preset, weights=args.weights, image_size=args.size, seed=0, device=args.device)
+    model = DFR(preset, backbone=args.backbone, weights=args.weights, image_size=args.image_size or args.size,
+                seed=0, device=args.device)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -35,8 +38,11 @@ def main() -> None:
     parser.add_argument("--textures", nargs="+", choices=TEXTURES, default=["brick"])
     parser.add_argument("--train", type=int, default=12, help="normal images per texture (default 12)")
     parser.add_argument("--test", type=int, default=12, help="test images per texture (default 12)")
-    parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
-    parser.add_argument("--weights", default=None, help="VGG19 checkpoint path (default: seeded random weights)")
+    parser.add_argument("--size", type=int, default=128, help="image side of the data (default 128)")
+    parser.add_argument("--image-size", type=int, help="DFR's network input side (default: --size)")
+    parser.add_argument("--backbone", default="vgg19", help="DFR backbone (default vgg19)")
+    parser.add_argument("--weights", default=None,
+                        help="backbone weights: a checkpoint path or 'imagenet' (default: seeded random weights)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--save-maps", help="also write every map and mask to this .npz file")
     args = parser.parse_args()
@@ -60,7 +66,8 @@ def main() -> None:
     for texture, difference in zip(args.textures, differences):
         print(f"{texture:8} cpu − paper PRO-AUC {difference:+.3f}")
     print(f"mean cpu − paper PRO-AUC over {len(differences)} texture(s): {np.mean(differences):+.3f} "
-          f"(PRO at the {args.size}x{args.size} mask resolution, FPR limit 0.3)")
+          f"(backbone {args.backbone}, weights {args.weights or 'random'}; "
+          f"PRO at the {args.size}x{args.size} mask resolution, FPR limit 0.3)")
 
 
 if __name__ == "__main__":

@@ -42,15 +42,11 @@ def write_reports(results: list[dict[str, Any]], out: Path, *, seed: int, settin
     plots = write_plots(results, out)
     index = ["# dfr benchmark", "", f"dfr {dfr.__version__}, torch {torch.__version__}, seed {seed}.", "", tables, "## Plots", ""]
     index += [f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in plots]
-    examples = sorted(out.glob("runs/*/*/*/predictions/overlays/*.png"))
+    examples = sorted(out.glob("runs/*/*/*/predictions/example.png"))
     if examples:
-        index += ["", "## Example overlays (predicted boxes in green)", ""]
-        seen = set()
-        for path in examples:
-            run = path.parents[2]
-            if run not in seen and len(seen) < 12:
-                seen.add(run)
-                index.append(f"![{run.relative_to(out / 'runs').as_posix()}]({path.relative_to(out).as_posix()})")
+        index += ["", "## Examples: the test item with the largest true anomaly (predicted boxes green, true boxes cyan)", ""]
+        index += [f"![{path.parents[1].relative_to(out / 'runs').as_posix()}]({path.relative_to(out).as_posix()})"
+                  for path in examples]
     (out / "index.md").write_text("\n".join(index) + "\n")
 
 
@@ -102,6 +98,8 @@ def write_plots(results: list[dict[str, Any]], out: Path) -> list[Path]:
                 axes[1].plot(data["roc_fpr"], data["roc_tpr"], label=run["label"])
             if run["training_loss"]:
                 axes[2].plot(np.arange(1, len(run["training_loss"]) + 1), run["training_loss"], label=run["label"])
+        if not any("roc_fpr" in data for data in curves.values()):
+            axes[1].text(0.5, 0.5, "no ROC: the test set lacks\nnormal or anomalous items", ha="center", va="center")
         axes[0].axvline(0.3, color="grey", linestyle=":")
         axes[0].set(xlim=(0, 1), ylim=(0, 1), xlabel="FPR (normal pixels)", ylabel="PRO", title="PRO curve")
         axes[1].set(xlim=(0, 1), ylim=(0, 1), xlabel="FPR", ylabel="TPR", title="ROC (image / frame scores)")

@@ -17,14 +17,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
 from benchmarks.models import ModelSpec
 from benchmarks.tasks import Task
-from dfr import metrics
-from dfr.outputs import write_clip_video, write_prediction
+from dfr import metrics, scoring
+from dfr.outputs import colourise, overlay, write_clip_video, write_prediction
 from dfr.prediction import Prediction
 
 
@@ -119,6 +120,7 @@ def save_predictions(task: Task, prediction: Prediction, model, folder: Path) ->
         f"{clip}_{index:03d}" for clip, length in zip(task.test_names, task.clip_lengths) for index in range(length)
     ]
     write_prediction(folder, prediction, frames, names, model.heatmap_range, overwrite=True)
+    write_example(task, prediction, model, folder / "example.png")
     if task.kind == "video":
         start = 0
         for clip_name, length in zip(task.test_names, task.clip_lengths):
@@ -128,6 +130,21 @@ def save_predictions(task: Task, prediction: Prediction, model, folder: Path) ->
                 prediction.scores[start:start + length], prediction.threshold, model.heatmap_range,
             )
             start += length
+
+
+def write_example(task: Task, prediction: Prediction, model, path: Path) -> None:
+    """Overlay of the test item with the largest true anomaly: predicted boxes green, true boxes cyan."""
+    areas = [0 if mask is None else int(mask.sum()) for mask in task.masks]
+    index = int(np.argmax(areas)) if max(areas) > 0 else int(np.argmax(task.image_labels))
+    if task.boxes is not None:
+        true_boxes = np.asarray(task.boxes[index]).reshape(-1, 4)
+    else:
+        mask = task.masks[index] if task.masks[index] is not None else np.zeros(prediction.anomaly_maps[index].shape)
+        true_boxes = scoring.boxes_from_mask(mask, mask.astype(np.float32), min_area=1)
+    heatmap = colourise(prediction.anomaly_maps[index], *model.heatmap_range)
+    picture = overlay(task.frames[index], heatmap, prediction.boxes[index], true_boxes)
+    if not cv2.imwrite(str(path), picture):
+        raise OSError(f"{path}: could not write the example overlay")
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:

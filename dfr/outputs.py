@@ -39,9 +39,14 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor((rgb * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """uint8 BGR image: the input (H, W, 1|3) in [0, 1] blended with ``heatmap``, boxes in green."""
+def overlay(image: np.ndarray, heatmap: np.ndarray, boxes: np.ndarray, true_boxes: np.ndarray | None = None) -> np.ndarray:
+    """uint8 BGR image: the input (H, W, 1|3) in [0, 1] blended with ``heatmap``, boxes in green.
+
+    ``true_boxes`` (k, 4+) ``x0, y0, x1, y1``, when given, are drawn in cyan beneath them.
+    """
     picture = cv2.addWeighted(to_bgr(image), 0.6, heatmap, 0.4, 0.0)
+    for x0, y0, x1, y1 in (np.zeros((0, 4)) if true_boxes is None else np.asarray(true_boxes)[:, :4]):
+        cv2.rectangle(picture, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (255, 255, 0), 1)
     for x0, y0, x1, y1, score in boxes:
         cv2.rectangle(picture, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), (0, 255, 0), 1)
         cv2.putText(picture, f"{score:.3g}", (int(x0), max(int(y0) - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 255, 0), 1)

@@ -38,6 +38,30 @@ def test_suite_runs_reports_and_resumes(tmp_path):
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| tiny DFR |" in table and "mask resolution 48x48" in table
     assert (tmp_path / "out" / "plots" / "mvtec_brick_curves.png").is_file()
+    assert "(runs/mvtec/brick/tiny/predictions/example.png)" in (tmp_path / "out" / "index.md").read_text()
+
+
+def test_example_overlay_draws_the_true_boxes_of_the_largest_anomaly(tmp_path):
+    from benchmarks.suite import write_example
+
+    images = [np.full((20, 30, 3), 0.5, np.float32) for _ in range(2)]
+    masks = [np.zeros((20, 30), bool), np.zeros((20, 30), bool)]
+    masks[1][5:9, 10:16] = True
+    task = Task("mvtec", "toy", "image", train=images, test=images, test_names=["a", "b"], masks=masks,
+                image_labels=np.array([False, True]))
+    maps = np.zeros((2, 20, 30), np.float32)
+    prediction = Prediction(maps, np.zeros(2), maps > 1, [np.zeros((0, 5))] * 2, 1.0)
+
+    class Scale:
+        heatmap_range = (0.0, 1.0)
+
+    write_example(task, prediction, Scale(), tmp_path / "example.png")
+    import cv2
+
+    picture = cv2.imread(str(tmp_path / "example.png"))
+    cyan = np.all(picture == (255, 255, 0), axis=2)
+    assert cyan[5, 10:16].all() and cyan[8, 10:16].all() and cyan[5:9, 10].all() and cyan[5:9, 15].all()
+    assert cyan.sum() == 2 * 6 + 2 * 4 - 4
 
 
 def test_video_evaluation_reports_micro_macro_and_labelled_normalisation():
