@@ -111,6 +111,7 @@ class PoolAE(PixelModel):
         target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
+    takes_region_masks = True
     PRESETS = {
         "source": {"channels": (32, 64, 128, 256), "crop_size": 128, "crops_per_image": 16, "epochs": 30,
                    "batch_size": 8, "learning_rate": 1e-3},

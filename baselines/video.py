@@ -122,6 +122,8 @@ class ClipModel(PixelModel):
     ``validation_fraction`` of the frames when there is one clip.
     """
 
+    input_kind = "clips"
+
     def __init__(
         self,
         *,

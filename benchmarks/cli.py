@@ -11,6 +11,7 @@ from dfr import cli as model_cli
 
 DATASETS = ("mvtec", "ucsd", "pool")
 DEMO_MODELS = "dfr,dfr-effnet,cae,stae,convlstm,poolae"
+FIT_MODELS = ("dfr", "cae", "stae", "convlstm", "poolae")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -125,10 +126,21 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"demo: {len(results)} runs in {time.perf_counter() - started:.0f} s; open {out / 'index.md'}")
 
 
+def run_fit(args: argparse.Namespace) -> None:
+    """``dfr fit`` for DFR and every baseline."""
+    import baselines
+    from dfr import DFR
+
+    classes = {"dfr": DFR, "cae": baselines.CAE, "stae": baselines.STAE, "convlstm": baselines.ConvLSTMAE,
+               "poolae": baselines.PoolAE}
+    model_cli.run_fit(args, classes)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser, commands = model_cli.build_parser()
+    parser, commands = model_cli.build_parser(FIT_MODELS)
     add_commands(commands)
-    return model_cli.run(parser, {**model_cli.RUNNERS, "bench": run_bench, "demo": run_demo}, argv)
+    runners = {**model_cli.RUNNERS, "fit": run_fit, "bench": run_bench, "demo": run_demo}
+    return model_cli.run(parser, runners, argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from benchmarks.models import ModelSpec
 from benchmarks.tasks import Task
 from dfr import metrics, scoring
-from dfr.outputs import colourise, overlay, write_clip_video, write_prediction
+from dfr.outputs import colourise, overlay, write_clip_videos, write_prediction
 from dfr.prediction import Prediction
 
 
@@ -122,14 +122,7 @@ def save_predictions(task: Task, prediction: Prediction, model, folder: Path) ->
     write_prediction(folder, prediction, frames, names, model.heatmap_range, overwrite=True)
     write_example(task, prediction, model, folder / "example.png")
     if task.kind == "video":
-        start = 0
-        for clip_name, length in zip(task.test_names, task.clip_lengths):
-            write_clip_video(
-                folder / "videos" / f"{clip_name}.mp4", frames[start:start + length],
-                [prediction.anomaly_maps[i] for i in range(start, start + length)],
-                prediction.scores[start:start + length], prediction.threshold, model.heatmap_range,
-            )
-            start += length
+        write_clip_videos(folder / "videos", prediction, frames, task.test_names, task.clip_lengths, model.heatmap_range)
 
 
 def write_example(task: Task, prediction: Prediction, model, path: Path) -> None:

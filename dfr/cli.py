@@ -5,13 +5,19 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 EXAMPLES = {
-    "fit": "example:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr",
-    "predict": "example:\n  dfr predict bottle.dfr data/bottle/test/broken_large --out results/",
+    "fit": "examples:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr\n"
+           "  dfr fit --model stae --preset cpu --train UCSDped2/Train --out ped2.dfr",
+    "predict": "examples:\n  dfr predict bottle.dfr data/bottle/test/broken_large --out results/\n"
+               "  dfr predict ped2.dfr UCSDped2/Test --out ped2-results/   # a video model: every clip folder",
 }
 
 
@@ -24,8 +30,8 @@ def _weights(value: str) -> str | None:
     return value
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """The ``dfr`` parser with ``fit`` and ``predict``, and its sub-command group for more."""
+def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The ``dfr`` parser with ``fit`` (for the named ``models``) and ``predict``, and its sub-command group."""
     parser = argparse.ArgumentParser(
         prog="dfr",
         description="Unsupervised anomaly segmentation: fit on normal images, predict maps, masks and boxes.",
@@ -34,19 +40,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     fit = commands.add_parser(
-        "fit", help="train DFR on a folder of normal images and write one model file",
+        "fit", help="train a model on normal images or clips and write one model file",
         epilog=EXAMPLES["fit"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fit.add_argument("--train", required=True, help="folder of normal (defect-free) training images")
-    fit.add_argument("--validation", help="folder of held-out normal images for the threshold "
+    fit.add_argument("--model", choices=models, default="dfr", help="which model (default dfr)")
+    fit.add_argument("--train", required=True, help="folder of normal (defect-free) training images; for video "
+                     "models a folder of clip folders, or one clip folder")
+    fit.add_argument("--validation", help="held-out normal images (or clips) for the threshold "
                      "(default: a seeded split of --train)")
-    fit.add_argument("--preset", choices=["cpu", "paper"], default="cpu",
-                     help="cpu: practical on a CPU (default); paper: the authors' settings, for a GPU")
+    fit.add_argument("--region-masks", help="models with region masks (poolae): one mask image for every "
+                     "training image, or a folder of masks in the images' order; pixels > 0 are inside")
+    fit.add_argument("--validation-region-masks", help="the same for --validation")
+    fit.add_argument("--preset", help="DFR: cpu (default; practical on a CPU) or paper (the authors' settings, for "
+                     "a GPU); baselines: source (default) or cpu")
     fit.add_argument("--weights", type=_weights, default="imagenet",
-                     help="VGG19 weights: imagenet (default; downloaded once and cached), random (tests only) "
+                     help="DFR's VGG19 weights: imagenet (default; downloaded once and cached), random (tests only) "
                           "or a path to vgg19-dcbb9e9d.pth")
-    fit.add_argument("--image-size", type=int, default=256, help="network input side in pixels (default 256)")
-    fit.add_argument("--epochs", type=int, help="autoencoder epochs (default: the preset's)")
+    fit.add_argument("--image-size", type=int, help="network input side in pixels (default: the model's)")
+    fit.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     fit.add_argument("--target-fpr", type=float, default=0.005,
                      help="fraction of normal pixels allowed above the threshold (default 0.005)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -55,11 +66,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model file")
 
     predict = commands.add_parser(
-        "predict", help="run a model on images; write maps, heatmaps, masks, overlays, boxes and scores",
+        "predict", help="run a model on images or clips; write maps, heatmaps, masks, overlays, boxes and scores",
         epilog=EXAMPLES["predict"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("model", help="model file written by 'dfr fit'")
-    predict.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    predict.add_argument("inputs", nargs="+", help="image files and/or folders of images; for video models clip "
+                         "folders or folders of clip folders (one MP4 per clip is written too)")
+    predict.add_argument("--region-masks", help="models with region masks (poolae): as for 'dfr fit'")
     predict.add_argument("--out", required=True, help="output folder (must be empty or new)")
     predict.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     predict.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
@@ -67,42 +80,104 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     return parser, commands
 
 
-def run_fit(args: argparse.Namespace) -> None:
+def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) -> None:
+    """``dfr fit``; ``classes`` maps each ``--model`` name to its model class (default: DFR only)."""
     from dfr import DFR
-    from dfr.io import load_images
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: file exists (use --overwrite to replace it)")
-    train, _ = load_images(args.train)
-    validation = load_images(args.validation)[0] if args.validation else None
-    model = DFR(
-        args.preset, weights=args.weights, image_size=args.image_size, epochs=args.epochs,
-        target_fpr=args.target_fpr, seed=args.seed, device=args.device,
-    )
+    model_class = (classes or {"dfr": DFR})[args.model]
+    options = {"image_size": args.image_size, "epochs": args.epochs}
+    options = {name: value for name, value in options.items() if value is not None}
+    if model_class is DFR:
+        options["weights"] = args.weights
+    for name in options:
+        if name not in inspect.signature(model_class).parameters:
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.model}")
+    preset = () if args.preset is None else (args.preset,)
+    model = model_class(*preset, target_fpr=args.target_fpr, seed=args.seed, device=args.device, **options)
+    train = _read_inputs(model, [args.train])
+    validation = _read_inputs(model, [args.validation]) if args.validation else None
+    regions = {}
+    if model.takes_region_masks:
+        regions = {"region_masks": _region_masks(args.region_masks),
+                   "validation_region_masks": _region_masks(args.validation_region_masks)}
+    elif args.region_masks or args.validation_region_masks:
+        raise ValueError(f"--region-masks applies only to models that take region masks, not to {args.model}")
     started = time.perf_counter()
-    model.fit(train, validation=validation)
+    model.fit(train, validation=validation, **regions)
     model.save(out, overwrite=args.overwrite)
-    print(f"fitted DFR on {len(train)} images in {time.perf_counter() - started:.0f} s: latent size {model.latent_dim_}, "
+    unit = "clips" if model.input_kind == "clips" else "images"
+    print(f"fitted {type(model).__name__} on {len(train)} {unit} in {time.perf_counter() - started:.0f} s: "
           f"threshold {model.threshold_:.6g} (target FPR {model.target_fpr}); wrote {out}")
 
 
 def run_predict(args: argparse.Namespace) -> None:
     import dfr
-    from dfr.io import load_images
-    from dfr.outputs import check_output_folder, write_prediction
+    from dfr.outputs import check_output_folder, unique_stems, write_clip_videos, write_prediction
 
     check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
-    images, names = [], []
-    for item in args.inputs:
-        more, more_names = load_images(item)
-        images += more
-        names += more_names
-    prediction = model.predict(images)
-    out = write_prediction(args.out, prediction, images, names, model.heatmap_range, overwrite=args.overwrite)
+    if model.takes_region_masks:
+        regions = {"region_masks": _region_masks(args.region_masks)}
+    elif args.region_masks:
+        raise ValueError(f"--region-masks applies only to models that take region masks, not to {type(model).__name__}")
+    else:
+        regions = {}
+    inputs = _read_inputs(model, args.inputs)
+    prediction = model.predict(inputs, **regions)
+    if model.input_kind == "clips":
+        clip_names = unique_stems([name for name, _ in inputs.names])
+        frames = [frame for clip in inputs for frame in clip]
+        names = [f"{clip}_{Path(frame).stem}" for clip, (_, frame_names) in zip(clip_names, inputs.names)
+                 for frame in frame_names]
+        out = write_prediction(args.out, prediction, frames, names, model.heatmap_range, overwrite=args.overwrite)
+        write_clip_videos(out / "videos", prediction, frames, clip_names, [len(clip) for clip in inputs],
+                          model.heatmap_range)
+        what = f"{len(inputs)} clips ({len(frames)} frames)"
+    else:
+        out = write_prediction(args.out, prediction, inputs, inputs.names, model.heatmap_range, overwrite=args.overwrite)
+        what = f"{len(inputs)} images"
     flagged = sum(len(boxes) > 0 for boxes in prediction.boxes)
-    print(f"{len(images)} images, {flagged} with at least one box (threshold {prediction.threshold:.6g}); wrote {out}")
+    print(f"{what}, {flagged} with at least one box (threshold {prediction.threshold:.6g}); wrote {out}")
+
+
+class _Named(list):
+    """Images or clips read from the command line, with their ``names``."""
+
+    names: list
+
+
+def _read_inputs(model, items: list[str]) -> _Named:
+    """Images (H, W, C) with their file names, or for clip models clips (T, H, W, C) with
+    ``(clip folder name, frame file names)``."""
+    from dfr.io import list_clip_folders, load_images
+
+    read = _Named()
+    read.names = []
+    for item in items:
+        if model.input_kind != "clips":
+            images, names = load_images(item)
+            read += images
+            read.names += names
+            continue
+        for folder in list_clip_folders(item):
+            frames, names = load_images(folder)
+            if len({frame.shape for frame in frames}) > 1:
+                raise ValueError(f"{folder}: frames differ in size or channels; all frames of a clip must match")
+            read.append(np.stack(frames))
+            read.names.append((folder.name, names))
+    return read
+
+
+def _region_masks(value: str | None):
+    """A mask file → one (H, W) array shared by every image; a folder stays a path; None stays None."""
+    from dfr.io import read_image
+
+    if value is None or Path(value).is_dir():
+        return value
+    return read_image(value)[:, :, 0]
 
 
 RUNNERS = {"fit": run_fit, "predict": run_predict}

@@ -44,6 +44,23 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(paths, key=lambda path: natural_key(path.name))
 
 
+def list_clip_folders(folder: str | os.PathLike) -> list[Path]:
+    """The clips in ``folder``: its subfolders that hold images, naturally sorted, or ``folder`` itself.
+
+    Hidden folders and ground-truth folders named ``*_gt`` (the UCSD layout) are skipped. A
+    folder without such subfolders is one clip.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (a clip is a folder of frames)")
+    clips = [
+        path for path in folder.iterdir()
+        if path.is_dir() and not path.name.startswith(".") and not path.name.endswith("_gt")
+        and any(p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") for p in path.iterdir())
+    ]
+    return sorted(clips, key=lambda path: natural_key(path.name)) or [folder]
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image file and apply the channel rule: float32 (H, W, C) in [0, 1]."""
     path = Path(path)

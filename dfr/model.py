@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,6 +47,11 @@ class AnomalyModel:
     threshold at ``target_fpr``; masks are ``map > threshold_``; boxes are the connected
     components of a mask with at least ``min_box_area`` pixels.
     """
+
+    #: What ``fit`` and ``predict`` take: ``"images"``, or ``"clips"`` (video models).
+    input_kind: ClassVar[str] = "images"
+    #: Whether ``fit`` and ``predict`` also take ``region_masks=`` (see ``baselines.PoolAE``).
+    takes_region_masks: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,6 +8,7 @@ Layout of the output folder::
     overlays/<name>.png   the input with the heatmap blended in and the boxes drawn
     boxes.json            threshold, colour scale and, per image, boxes [x0, y0, x1, y1, score]
     scores.csv            name, image score (map maximum), number of boxes
+    videos/<clip>.mp4     video models (``dfr predict``): each clip's frames beside their heatmaps
 
 The folder is written to a temporary sibling and renamed into place, so a failed run leaves
 nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
@@ -157,6 +158,30 @@ def write_clip_video(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_clip_videos(
+    folder: str | os.PathLike,
+    prediction: Prediction,
+    frames: list[np.ndarray],
+    clip_names: list[str],
+    clip_lengths: list[int],
+    heatmap_range: tuple[float, float],
+) -> list[Path]:
+    """One MP4 per clip, ``<folder>/<clip name>.mp4``, of a prediction over concatenated clips.
+
+    ``frames`` and the prediction's items are the clips' frames in order; clip ``k`` is the
+    ``clip_lengths[k]`` items after those of the clips before it.
+    """
+    written, start = [], 0
+    for name, length in zip(clip_names, clip_lengths):
+        chosen = range(start, start + length)
+        written.append(write_clip_video(
+            Path(folder) / f"{name}.mp4", frames[start:start + length], [prediction.anomaly_maps[i] for i in chosen],
+            np.asarray(prediction.scores)[start:start + length], prediction.threshold, heatmap_range,
+        ))
+        start += length
+    return written
 
 
 def _imwrite(path: Path, picture: np.ndarray) -> None:

@@ -58,3 +58,50 @@ def test_help_shows_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and f"dfr {command}" in capsys.readouterr().out
+
+
+def test_video_model_fits_on_clip_folders_and_predicts_one_output_per_frame(tmp_path, capsys):
+    from benchmarks.datasets import write_ucsd_like
+
+    data = write_ucsd_like(tmp_path / "ucsd", n_train_clips=2, n_test_clips=2, frames=12, size=(48, 64), seed=0)
+    root = tmp_path / "ucsd" / "UCSDped2"
+    model = tmp_path / "stae.dfr"
+    assert main(["fit", "--model", "stae", "--preset", "cpu", "--image-size", "83", "--epochs", "1",
+                 "--train", str(root / "Train"), "--out", str(model)]) == 0
+    assert "STAE on 2 clips" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(root / "Test"), "--out", str(out)]) == 0  # the _gt folders are skipped
+    assert "2 clips (24 frames)" in capsys.readouterr().out
+    names = [record["name"] for record in json.loads((out / "boxes.json").read_text())["images"]]
+    assert names == [f"Test{c:03d}_{f:03d}" for c in (1, 2) for f in range(1, 13)]
+    assert len(data.test) == 2 and sorted(p.name for p in (out / "videos").iterdir()) == ["Test001.mp4", "Test002.mp4"]
+    video = cv2.VideoCapture(str(out / "videos" / "Test001.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 12 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 128
+
+
+def test_options_that_do_not_apply_are_refused(folders, tmp_path, capsys):
+    train, _ = folders
+    mask = tmp_path / "region.png"
+    cv2.imwrite(str(mask), np.full((64, 64), 255, np.uint8))
+    assert main(["fit", "--model", "cae", "--train", str(train), "--region-masks", str(mask),
+                 "--out", str(tmp_path / "m.dfr")]) == 1
+    assert "--region-masks applies only to models that take region masks, not to cae" in capsys.readouterr().err
+    assert main(["fit", "--model", "poolae", "--train", str(train), "--image-size", "64",
+                 "--out", str(tmp_path / "m.dfr")]) == 1
+    assert "--image-size does not apply to poolae" in capsys.readouterr().err
+    assert main(["fit", "--model", "cae", "--preset", "gpu", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 1
+    assert "unknown preset 'gpu'" in capsys.readouterr().err
+
+
+def test_pool_model_with_one_region_mask_for_every_image(folders, tmp_path, capsys):
+    train, test = folders
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:56, 8:56] = 255
+    cv2.imwrite(str(tmp_path / "region.png"), mask)
+    model = tmp_path / "pool.dfr"
+    assert main(["fit", "--model", "poolae", "--preset", "cpu", "--epochs", "1", "--train", str(train),
+                 "--region-masks", str(tmp_path / "region.png"), "--out", str(model)]) == 0
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(test), "--region-masks", str(tmp_path / "region.png"), "--out", str(out)]) == 0
+    anomaly_map = np.load(out / "maps" / "t0.npy")
+    assert np.all(anomaly_map[mask == 0] == 0) and anomaly_map[mask > 0].max() > 0
