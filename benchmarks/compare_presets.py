@@ -7,7 +7,13 @@ On a GPU, pass ``--size 256 --train 100``. ``--backbone`` compares the presets o
 backbone, e.g. the offline ImageNet EfficientNet-Lite0 with the crops enlarged to 256 px:
 
     python benchmarks/compare_presets.py --textures brick grass --train 12 --test 12 --size 128
-    python benchmarks/compare_presets.py --backbone timm:tf_efficientnet_lite0 --weights imagenet --image-size 256
+    python benchmarks/compare_presets.py --backbone timm:tf_efficientnet_lite0 --weights imagenet --image-size 256 \
+        --textures brick grass gravel --seeds 0 1 2
+
+With several ``--seeds`` each preset is fitted once per seed (the seed fixes the
+autoencoder's initialisation, the sampling, the validation split and, with random weights,
+the backbone; both presets get the same seed, so the same backbone weights), and the table
+gives the mean and the range over the seeds. The data are the same for every seed.
 """
 from __future__ import annotations
 
@@ -22,10 +28,10 @@ from dfr.metrics import pixel_auroc, pro_auc
 from dfr.synthetic import TEXTURES, defect_dataset
 
 
-def fit_and_map(preset: str, data, args) -> tuple[np.ndarray, int, float]:
+def fit_and_map(preset: str, data, args, seed: int) -> tuple[np.ndarray, int, float]:
     """Fit one preset; return its test maps, latent size and fit seconds."""
     model = DFR(preset, backbone=args.backbone, weights=args.weights, image_size=args.image_size or args.size,
-                seed=0, device=args.device)
+                seed=seed, device=args.device)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -44,29 +50,35 @@ def main() -> None:
     parser.add_argument("--weights", default=None,
                         help="backbone weights: a checkpoint path or 'imagenet' (default: seeded random weights)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--save-maps", help="also write every map and mask to this .npz file")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="model seeds (default 0)")
+    parser.add_argument("--save-maps", help="also write every map and mask (first seed) to this .npz file")
     args = parser.parse_args()
-    runs = {}
+    rows, differences, saved = [], [], {}
     for texture in args.textures:
         data = defect_dataset(texture, n_train=args.train, n_test=args.test, size=args.size, seed=0)
+        pro = {}
         for preset in ("cpu", "paper"):
-            runs[texture, preset] = (data.masks, *fit_and_map(preset, data, args))
-            print(f"fitted {preset} on {texture} in {runs[texture, preset][3]:.0f} s", flush=True)
+            for seed in args.seeds:
+                maps, latent, seconds = fit_and_map(preset, data, args, seed)
+                pro[preset, seed] = pro_auc(maps, data.masks)
+                rows.append((texture, preset, seed, pro[preset, seed], pixel_auroc(maps, data.masks), latent, seconds))
+                print(f"fitted {preset} on {texture} (seed {seed}) in {seconds:.0f} s: PRO-AUC {pro[preset, seed]:.3f}",
+                      flush=True)
+                if seed == args.seeds[0]:
+                    saved[f"{texture}_{preset}_maps"], saved[f"{texture}_masks"] = maps, data.masks
+        differences.append([pro["cpu", seed] - pro["paper", seed] for seed in args.seeds])
     if args.save_maps:
-        np.savez_compressed(args.save_maps, **{f"{t}_{p}_maps": r[1] for (t, p), r in runs.items()},
-                            **{f"{t}_masks": runs[t, "cpu"][0] for t in args.textures})
+        np.savez_compressed(args.save_maps, **saved)
 
-    print(f"\n{'texture':8} {'preset':6} {'PRO-AUC':>8} {'pixel AUROC':>11} {'latent':>6} {'fit s':>7}")
-    pro = {}
-    for (texture, preset), (masks, maps, latent, seconds) in runs.items():
-        pro[texture, preset] = pro_auc(maps, masks)
-        print(f"{texture:8} {preset:6} {pro[texture, preset]:8.3f} {pixel_auroc(maps, masks):11.3f} "
-              f"{latent:6d} {seconds:7.0f}")
-    differences = [pro[t, "cpu"] - pro[t, "paper"] for t in args.textures]
+    print(f"\n{'texture':8} {'preset':6} {'seed':>4} {'PRO-AUC':>8} {'pixel AUROC':>11} {'latent':>6} {'fit s':>7}")
+    for texture, preset, seed, pro_value, auroc, latent, seconds in rows:
+        print(f"{texture:8} {preset:6} {seed:4d} {pro_value:8.3f} {auroc:11.3f} {latent:6d} {seconds:7.0f}")
+    print()
     for texture, difference in zip(args.textures, differences):
-        print(f"{texture:8} cpu − paper PRO-AUC {difference:+.3f}")
-    print(f"mean cpu − paper PRO-AUC over {len(differences)} texture(s): {np.mean(differences):+.3f} "
-          f"(backbone {args.backbone}, weights {args.weights or 'random'}; "
+        print(f"{texture:8} cpu − paper PRO-AUC: mean {np.mean(difference):+.3f} over seeds {args.seeds} "
+              f"(range {min(difference):+.3f} … {max(difference):+.3f})")
+    print(f"mean cpu − paper PRO-AUC over {len(differences)} texture(s) and {len(args.seeds)} seed(s): "
+          f"{np.mean(differences):+.3f} (backbone {args.backbone}, weights {args.weights or 'random'}; "
           f"PRO at the {args.size}x{args.size} mask resolution, FPR limit 0.3)")
 
 

@@ -53,7 +53,7 @@ def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentPar
     fit.add_argument("--validation-region-masks", help="the same for --validation")
     fit.add_argument("--preset", help="DFR: cpu (default; practical on a CPU) or paper (the authors' settings, for "
                      "a GPU); baselines: source (default) or cpu")
-    fit.add_argument("--weights", type=_weights, default="imagenet",
+    fit.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
                      help="DFR's VGG19 weights: imagenet (default; downloaded once and cached), random (tests only) "
                           "or a path to vgg19-dcbb9e9d.pth")
     fit.add_argument("--image-size", type=int, help="network input side in pixels (default: the model's)")
@@ -89,8 +89,8 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
         raise FileExistsError(f"{out}: file exists (use --overwrite to replace it)")
     model_class = (classes or {"dfr": DFR})[args.model]
     options = {"image_size": args.image_size, "epochs": args.epochs}
-    options = {name: value for name, value in options.items() if value is not None}
-    if model_class is DFR:
+    options = {name: value for name, value in options.items() if value is not None}  # None: the model's default
+    if "weights" in vars(args):
         options["weights"] = args.weights
     for name in options:
         if name not in inspect.signature(model_class).parameters:

@@ -21,11 +21,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # REFERENCE.md §1 as the authors ran it: full 64x64 maps computed on the fly, batches of
     # 4 images, Adam 1e-4, 150 epochs, hidden width (C + 2d) // 2. Meant for a GPU.
     "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper"},
-    # CPU-practical: the same features and maps, but features are extracted once, a seeded
-    # sample of positions per image is cached as vectors, and a narrower autoencoder
-    # (first hidden layer 2d wide) is trained on them with larger batches and learning rate.
-    "cpu": {"positions_per_image": 512, "batch_size": 1024, "learning_rate": 1e-3, "epochs": 12, "hidden": "2d"},
+    # CPU-practical: the same features and maps, but features are extracted once and a seeded
+    # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
+    # images (512 per image for 100 images; every position for small sets). A narrower
+    # autoencoder (first hidden layer 2d wide) is trained on them with larger batches and
+    # learning rate.
+    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": 12, "hidden": "2d"},
 }
+CACHED_VECTORS = 51_200
 INFERENCE_BATCH = 4
 
 
@@ -52,9 +55,11 @@ class DFR(AnomalyModel):
         latent_dim: fix the latent size instead of choosing it by PCA.
         pca_samples: feature vectors sampled across all training images for the PCA.
         hidden: width of the outer hidden layers; ``None`` takes the preset's rule.
-        positions_per_image: ``None`` trains on whole maps (batches of ``batch_size`` images);
-            a number caches that many sampled positions per image and trains on those vectors
-            (batches of ``batch_size`` vectors).
+        positions_per_image: ``None`` takes the preset's; the paper preset trains on whole
+            maps (batches of ``batch_size`` images); a number caches that many sampled
+            positions per image and trains on those vectors (batches of ``batch_size``
+            vectors); ``"auto"`` (the cpu preset's) caches ``CACHED_VECTORS`` = 51 200 in all,
+            spread evenly over the training images (at most every position of each).
         epochs, batch_size, learning_rate: Adam training of the autoencoder on MSE.
         target_fpr, validation_fraction, min_box_area, seed, device: see :class:`AnomalyModel`.
 
@@ -76,7 +81,7 @@ class DFR(AnomalyModel):
         latent_dim: int | None = None,
         pca_samples: int = 8192,
         hidden: int | None = None,
-        positions_per_image: int | None = None,
+        positions_per_image: int | str | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
@@ -137,7 +142,7 @@ class DFR(AnomalyModel):
                 self.backbone, self.weights, reflect_padding=self.reflect_padding, seed=self.seed
             ))
             rng = np.random.default_rng(self.seed)
-            per_image = settings["positions_per_image"] or math.ceil(self.pca_samples / len(images))
+            per_image = self._positions_per_image(settings["positions_per_image"], len(images))
             started = time.perf_counter()
             vectors = self._sample_vectors(images, per_image, rng)
             self.fit_seconds_ = {"features": time.perf_counter() - started}
@@ -154,6 +159,17 @@ class DFR(AnomalyModel):
             started = time.perf_counter()
             self.training_loss_ = self._train(batches, settings["epochs"], settings["learning_rate"])
             self.fit_seconds_["train"] = time.perf_counter() - started
+
+    def _positions_per_image(self, rule: int | str | None, images: int) -> int:
+        """Positions sampled per image: for the cache (``rule`` a number or "auto") or, when
+        training on whole maps (``None``), for the PCA only."""
+        if rule is None:
+            return math.ceil(self.pca_samples / images)
+        if rule == "auto":
+            return min((self.image_size // 4) ** 2, math.ceil(CACHED_VECTORS / images))
+        if not isinstance(rule, int) or rule < 1:
+            raise ValueError(f"positions_per_image must be a positive integer, 'auto' or None, got {rule!r}")
+        return rule
 
     def _hidden_width(self, rule: int | str) -> int:
         if rule == "paper":

@@ -89,6 +89,8 @@ def test_options_that_do_not_apply_are_refused(folders, tmp_path, capsys):
     assert main(["fit", "--model", "poolae", "--train", str(train), "--image-size", "64",
                  "--out", str(tmp_path / "m.dfr")]) == 1
     assert "--image-size does not apply to poolae" in capsys.readouterr().err
+    assert main(["fit", "--model", "stae", "--weights", "random", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 1
+    assert "--weights does not apply to stae" in capsys.readouterr().err
     assert main(["fit", "--model", "cae", "--preset", "gpu", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 1
     assert "unknown preset 'gpu'" in capsys.readouterr().err
 
