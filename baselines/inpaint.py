@@ -39,7 +39,8 @@ def inpaint_boxes(
     mask = np.zeros((height, width), np.uint8)
     for x0, y0, x1, y1 in boxes[:, :4]:
         top, left = max(0, int(np.floor(y0)) - margin), max(0, int(np.floor(x0)) - margin)
-        mask[top:int(np.ceil(y1)) + margin, left:int(np.ceil(x1)) + margin] = 1
+        bottom, right = max(0, int(np.ceil(y1)) + margin), max(0, int(np.ceil(x1)) + margin)
+        mask[top:bottom, left:right] = 1
     if not mask.any():
         return image.copy()
     is_float = np.issubdtype(image.dtype, np.floating)

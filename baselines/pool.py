@@ -49,11 +49,19 @@ class _WithRegions(list):
     """Images already read, as (image float32 (H, W, C), region bool (H, W)) pairs."""
 
 
+class _RegionMaps(list):
+    """Anomaly maps (H, W) that also carry the bool ``regions`` they were computed in."""
+
+    regions: list[np.ndarray]
+
+
 def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
     """One bool (H, W) region per image of size ``shapes[i]``; pixels ``> 0`` are inside.
 
     ``region_masks``: ``None`` (whole images), one array (H, W) shared by every image, a stack
     (N, H, W), a list of arrays or image paths, or a folder of mask images (natural order).
+    A mask image's pixel is inside when any of its colour channels is > 0; an empty mask is
+    an error.
     """
     if region_masks is None:
         return [np.ones(shape, dtype=bool) for shape in shapes]
@@ -62,9 +70,9 @@ def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) 
     elif isinstance(region_masks, np.ndarray) and region_masks.ndim == 3:
         masks = list(region_masks)
     elif isinstance(region_masks, (str, os.PathLike)):
-        masks = [image[:, :, 0] for image in load_images(region_masks)[0]]
+        masks = [image.max(axis=2) for image in load_images(region_masks)[0]]
     elif isinstance(region_masks, Sequence):
-        masks = [read_image(m)[:, :, 0] if isinstance(m, (str, os.PathLike)) else np.asarray(m) for m in region_masks]
+        masks = [read_image(m).max(axis=2) if isinstance(m, (str, os.PathLike)) else np.asarray(m) for m in region_masks]
     else:
         raise TypeError(f"cannot read region masks from {type(region_masks).__name__}: give arrays, paths or a folder")
     if len(masks) != len(shapes):
@@ -72,6 +80,8 @@ def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) 
     for index, (mask, shape) in enumerate(zip(masks, shapes)):
         if mask.shape != tuple(shape):
             raise ValueError(f"region mask {index} has shape {mask.shape} but its image has size {tuple(shape)}")
+        if not np.any(mask):
+            raise ValueError(f"region mask {index} is empty: no pixel > 0 (a mask must mark the region in any channel)")
     return [np.asarray(mask) > 0 for mask in masks]
 
 
@@ -258,10 +268,15 @@ class PoolAE(PixelModel):
         crop = (slice(top, top + size), slice(left, left + size))
         return np.ascontiguousarray(image[crop], dtype=np.float32), np.ascontiguousarray(weight[crop], dtype=np.float32)
 
+    def _fit_scoring(self, normal_maps: _RegionMaps) -> None:
+        """Threshold and statistics over the pixels inside the regions only."""
+        super()._fit_scoring([m[region] for m, region in zip(normal_maps, normal_maps.regions)])
+
     @torch.no_grad()
-    def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> _RegionMaps:
         self.network_.eval()
-        maps = []
+        maps = _RegionMaps()
+        maps.regions = [region for _, region in pairs]
         for image, region in pairs:
             prepared, _ = self._prepare(image, region)
             height, width = prepared.shape[:2]

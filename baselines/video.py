@@ -152,8 +152,9 @@ class ClipModel(PixelModel):
             raise ValueError(f"strides must be positive integers, got {self.strides}")
         if settings["batch_size"] < 2:
             raise ValueError(f"batch_size must be at least 2 (batch normalisation), got {settings['batch_size']}")
-        if self.test_hop < 1:
-            raise ValueError(f"test_hop must be at least 1, got {self.test_hop}")
+        if not 1 <= self.test_hop <= self.window:
+            raise ValueError(f"test_hop must lie in 1 … window={self.window} so that windows cover every frame, "
+                             f"got {self.test_hop}")
         return settings
 
     # ----------------------------------------------------------------- public API

@@ -40,6 +40,9 @@ def _baseline(class_name: str) -> Callable[[Any, int], AnomalyModel]:
     return build
 
 
+KNOWN_MODELS = ("dfr", "dfr-effnet", "cae", "stae", "convlstm", "poolae")
+
+
 def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
     """Every model the suite knows. ``vgg_weights``: VGG19 checkpoint for DFR (None = random)."""
     vgg_label = "VGG19, " + ("ImageNet" if vgg_weights else "random weights")

@@ -96,7 +96,7 @@ def run_preset(
     if settings["positions_per_image"] is None:  # whole maps, features recomputed every epoch
         train_gflop = settings["epochs"] * n_train * (features_gflop + 3 * positions * ae_gflop_position)
     else:
-        train_gflop = settings["epochs"] * n_train * settings["positions_per_image"] * 3 * ae_gflop_position
+        train_gflop = settings["epochs"] * model.training_vectors_ * 3 * ae_gflop_position
     return {
         "backbone": backbone, "channels": model.extractor_.channels,
         "weights": getattr(model.extractor_.backbone, "weights_origin", None) or weights or "random",

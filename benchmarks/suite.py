@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from benchmarks.models import ModelSpec
 from benchmarks.tasks import Task
 from dfr import metrics, scoring
-from dfr.outputs import colourise, overlay, write_clip_videos, write_prediction
+from dfr.outputs import colourise, overlay, write_prediction
 from dfr.prediction import Prediction
 
 
@@ -119,10 +119,9 @@ def save_predictions(task: Task, prediction: Prediction, model, folder: Path) ->
     names = task.test_names if task.kind == "image" else [
         f"{clip}_{index:03d}" for clip, length in zip(task.test_names, task.clip_lengths) for index in range(length)
     ]
-    write_prediction(folder, prediction, frames, names, model.heatmap_range, overwrite=True)
+    clips = list(zip(task.test_names, task.clip_lengths)) if task.kind == "video" else None
+    write_prediction(folder, prediction, frames, names, model.heatmap_range, clips=clips, overwrite=True)
     write_example(task, prediction, model, folder / "example.png")
-    if task.kind == "video":
-        write_clip_videos(folder / "videos", prediction, frames, task.test_names, task.clip_lengths, model.heatmap_range)
 
 
 def write_example(task: Task, prediction: Prediction, model, path: Path) -> None:

@@ -87,6 +87,8 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: file exists (use --overwrite to replace it)")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: no such folder for the model file")
     model_class = (classes or {"dfr": DFR})[args.model]
     options = {"image_size": args.image_size, "epochs": args.epochs}
     options = {name: value for name, value in options.items() if value is not None}  # None: the model's default
@@ -104,7 +106,8 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
         regions = {"region_masks": _region_masks(args.region_masks),
                    "validation_region_masks": _region_masks(args.validation_region_masks)}
     elif args.region_masks or args.validation_region_masks:
-        raise ValueError(f"--region-masks applies only to models that take region masks, not to {args.model}")
+        raise ValueError("--region-masks and --validation-region-masks apply only to models that take region masks, "
+                         f"not to {args.model}")
     started = time.perf_counter()
     model.fit(train, validation=validation, **regions)
     model.save(out, overwrite=args.overwrite)
@@ -115,7 +118,7 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
 
 def run_predict(args: argparse.Namespace) -> None:
     import dfr
-    from dfr.outputs import check_output_folder, unique_stems, write_clip_videos, write_prediction
+    from dfr.outputs import check_output_folder, write_prediction
 
     check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
@@ -128,13 +131,11 @@ def run_predict(args: argparse.Namespace) -> None:
     inputs = _read_inputs(model, args.inputs)
     prediction = model.predict(inputs, **regions)
     if model.input_kind == "clips":
-        clip_names = unique_stems([name for name, _ in inputs.names])
         frames = [frame for clip in inputs for frame in clip]
-        names = [f"{clip}_{Path(frame).stem}" for clip, (_, frame_names) in zip(clip_names, inputs.names)
-                 for frame in frame_names]
-        out = write_prediction(args.out, prediction, frames, names, model.heatmap_range, overwrite=args.overwrite)
-        write_clip_videos(out / "videos", prediction, frames, clip_names, [len(clip) for clip in inputs],
-                          model.heatmap_range)
+        names = [f"{clip}_{Path(frame).name}" for clip, frame_names in inputs.names for frame in frame_names]
+        clips = [(clip, len(frame_names)) for clip, frame_names in inputs.names]
+        out = write_prediction(args.out, prediction, frames, names, model.heatmap_range, clips=clips,
+                               overwrite=args.overwrite)
         what = f"{len(inputs)} clips ({len(frames)} frames)"
     else:
         out = write_prediction(args.out, prediction, inputs, inputs.names, model.heatmap_range, overwrite=args.overwrite)

@@ -65,7 +65,9 @@ class DFR(AnomalyModel):
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
     ``latent_dim_`` entries), ``training_loss_`` (mean loss per epoch), ``fit_seconds_``
-    (wall time of feature sampling, PCA and training), ``threshold_``, ``score_stats_``.
+    (wall time of feature sampling, PCA and training), ``training_vectors_`` (cached feature
+    vectors trained on; ``None`` when trained on whole maps), ``threshold_``, ``score_stats_``.
+    ``fit_seconds_`` and ``training_vectors_`` describe the fit and are not saved.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class DFR(AnomalyModel):
             self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
             self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, hidden).to(self.device_)
+            self.training_vectors_ = None if settings["positions_per_image"] is None else len(vectors)
             if settings["positions_per_image"] is None:
                 del vectors
                 batches = self._map_batches(images, settings["batch_size"])

@@ -7,8 +7,9 @@ Layout of the output folder::
     masks/<name>.png      0/255 mask: map > threshold
     overlays/<name>.png   the input with the heatmap blended in and the boxes drawn
     boxes.json            threshold, colour scale and, per image, boxes [x0, y0, x1, y1, score]
-    scores.csv            name, image score (map maximum), number of boxes
-    videos/<clip>.mp4     video models (``dfr predict``): each clip's frames beside their heatmaps
+    scores.csv            name, score (image models: map maximum; video models: the frame
+                          score, summed reconstruction error), number of boxes
+    videos/<clip>.mp4     video models only: each clip's frames beside their heatmaps
 
 The folder is written to a temporary sibling and renamed into place, so a failed run leaves
 nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
@@ -78,14 +79,22 @@ def write_prediction(
     names: list[str],
     heatmap_range: tuple[float, float],
     *,
+    clips: list[tuple[str, int]] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write everything for ``prediction`` of ``images`` (float (H, W, C) in [0, 1]) into ``out``."""
+    """Write everything for ``prediction`` of ``images`` (float (H, W, C) in [0, 1]) into ``out``.
+
+    ``clips`` (video models): ``(clip name, number of frames)`` of the concatenated clips that
+    ``images`` are the frames of; adds ``videos/<clip name>.mp4``.
+    """
     out = check_output_folder(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         _write_all(staging, prediction, images, unique_stems(names), heatmap_range)
+        if clips:
+            clip_names, lengths = zip(*clips)
+            write_clip_videos(staging / "videos", prediction, images, unique_stems(clip_names), lengths, heatmap_range)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

@@ -354,3 +354,38 @@ def test_save_load_gives_identical_maps(name, request, tmp_path, blobs, pool, cl
     else:
         assert np.array_equal(loaded.anomaly_map(data[name]), model.anomaly_map(data[name]))
         assert np.array_equal(loaded.predict(data[name]).scores, model.predict(data[name]).scores)
+
+
+# ------------------------------------------------------------------------ input checks
+
+
+def test_pool_ae_threshold_counts_only_pixels_inside_the_region(pool):
+    from dfr.scoring import fit_threshold
+
+    images, regions = [image for image, _, _ in pool["train"]], [region for _, region, _ in pool["train"]]
+    model = PoolAE("cpu", width=None, channels=(4, 4, 4, 4), crop_size=32, epochs=1, device="cpu")
+    model.fit(images[:8], region_masks=regions[:8], validation=images[8:], validation_region_masks=regions[8:])
+    maps = model.anomaly_map(images[8:], region_masks=regions[8:])
+    assert model.threshold_ == fit_threshold([m[r] for m, r in zip(maps, regions[8:])], model.target_fpr)
+    assert model.score_stats_["pixel_median"] > 0  # not the zeros outside the region
+
+
+def test_region_masks_any_channel_and_empty_masks(pool_ae, pool, tmp_path):
+    image, region, _ = pool["test"][0]
+    green = np.zeros((*region.shape, 3), np.uint8)
+    green[region, 1] = 255
+    cv2.imwrite(str(tmp_path / "green.png"), green)
+    reference = pool_ae.anomaly_map(image, region_masks=region)
+    assert np.array_equal(pool_ae.anomaly_map(image, region_masks=[tmp_path / "green.png"]), reference)
+    with pytest.raises(ValueError, match="region mask 0 is empty"):
+        pool_ae.predict(image, region_masks=np.zeros_like(region))
+
+
+def test_windows_must_cover_every_frame(clips):
+    with pytest.raises(ValueError, match="test_hop must lie in 1 … window=10"):
+        STAE("cpu", test_hop=11).fit(clips["train"])
+
+
+def test_inpainting_ignores_boxes_outside_the_image():
+    image = np.random.default_rng(0).random((20, 30)).astype(np.float32)
+    assert np.array_equal(inpaint_boxes(image, [[-40, -40, -10, -10], [35, 5, 50, 9]]), image)

@@ -85,7 +85,7 @@ def test_options_that_do_not_apply_are_refused(folders, tmp_path, capsys):
     cv2.imwrite(str(mask), np.full((64, 64), 255, np.uint8))
     assert main(["fit", "--model", "cae", "--train", str(train), "--region-masks", str(mask),
                  "--out", str(tmp_path / "m.dfr")]) == 1
-    assert "--region-masks applies only to models that take region masks, not to cae" in capsys.readouterr().err
+    assert "apply only to models that take region masks, not to cae" in capsys.readouterr().err
     assert main(["fit", "--model", "poolae", "--train", str(train), "--image-size", "64",
                  "--out", str(tmp_path / "m.dfr")]) == 1
     assert "--image-size does not apply to poolae" in capsys.readouterr().err
@@ -107,3 +107,8 @@ def test_pool_model_with_one_region_mask_for_every_image(folders, tmp_path, caps
     assert main(["predict", str(model), str(test), "--region-masks", str(tmp_path / "region.png"), "--out", str(out)]) == 0
     anomaly_map = np.load(out / "maps" / "t0.npy")
     assert np.all(anomaly_map[mask == 0] == 0) and anomaly_map[mask > 0].max() > 0
+
+
+def test_demo_refuses_unknown_models(tmp_path, capsys):
+    assert main(["demo", "--models", "dfr,stea", "--out", str(tmp_path / "d")]) == 1
+    assert "unknown or unavailable models ['stea']" in capsys.readouterr().err
