@@ -11,6 +11,9 @@ installed, the offline ImageNet EfficientNet-Lite0 (``timm:tf_efficientnet_lite0
     python benchmarks/perf_dfr.py --preset paper --images 8 --epochs 1
     python benchmarks/perf_dfr.py --backbone timm:resnet18 --preset cpu
 
+FLOPs are counted for direct convolution; oneDNN may run VGG's 3x3 convolutions with
+Winograd-type algorithms that need fewer, so the achieved rate can exceed the matmul peak.
+
 The paper preset trains for 150 epochs on whole maps, which takes hours on a CPU; by default
 it is timed on fewer images and one epoch (throughput does not depend on the epoch count).
 VGG19 weights are seeded random (no download); the cost is the same as with ImageNet weights
