@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, ClassVar, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable
 
 import cv2
 import numpy as np
@@ -31,24 +30,10 @@ class PixelModel(AnomalyModel):
 
     def settings(self) -> dict[str, Any]:
         """The preset's settings, overridden by the arguments not left as ``None``."""
-        if self.preset not in self.PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(self.PRESETS)}")
-        resolved = dict(self.PRESETS[self.preset])
-        for name in resolved:
-            if getattr(self, name) is not None:
-                resolved[name] = getattr(self, name)
-        return resolved
+        return self._preset_settings(self.PRESETS)
 
     def _network(self) -> torch.nn.Module:
         raise NotImplementedError
-
-    @contextmanager
-    def _seeded(self) -> Iterator[np.random.Generator]:
-        """Seed torch (restored afterwards) and yield a numpy generator seeded alike."""
-        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            yield np.random.default_rng(self.seed)
 
     def _train(
         self,

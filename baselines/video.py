@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines._common import PixelModel, resize, to_gray
-from dfr import scoring
-from dfr.io import list_images, load_images, stack_if_same_size
-from dfr.prediction import Prediction
+from dfr.io import list_images, load_images
 
 WINDOW_BATCH = 8
 
@@ -159,18 +157,6 @@ class ClipModel(PixelModel):
 
     # ----------------------------------------------------------------- public API
 
-    def predict(self, data: Any) -> Prediction:
-        """Per frame: map, score (summed squared error), mask (``map > threshold_``) and boxes."""
-        maps = self._predict_maps(data)
-        masks = [m > self.threshold_ for m in maps]
-        return Prediction(
-            anomaly_maps=stack_if_same_size(maps),
-            scores=maps.scores,
-            masks=stack_if_same_size(masks),
-            boxes=[scoring.boxes_from_mask(mask, m, self.min_box_area) for mask, m in zip(masks, maps)],
-            threshold=self.threshold_,
-        )
-
     def clip_scores(self, data: Any) -> list[np.ndarray]:
         """Per clip, the frame scores (summed squared reconstruction error), float64 (T,)."""
         self._check_fitted()
@@ -189,6 +175,10 @@ class ClipModel(PixelModel):
 
     def _read(self, data: Any) -> list[np.ndarray]:
         return read_clips(data)
+
+    def _scores(self, maps: "FrameMaps") -> np.ndarray:
+        """Frame scores: each frame's summed squared reconstruction error."""
+        return maps.scores
 
     def _split(self, clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if len(clips) >= 2:

@@ -116,15 +116,7 @@ class DFR(AnomalyModel):
 
     def training_settings(self) -> dict[str, Any]:
         """The training arguments after the preset has filled in those left as ``None``."""
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        settings = dict(PRESETS[self.preset])
-        explicit = {
-            "positions_per_image": self.positions_per_image, "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate, "epochs": self.epochs, "hidden": self.hidden,
-        }
-        settings.update({name: value for name, value in explicit.items() if value is not None})
-        return settings
+        return self._preset_settings(PRESETS)
 
     def _validate(self) -> None:
         if self.image_size < 16 or self.image_size % 4:
@@ -137,13 +129,10 @@ class DFR(AnomalyModel):
     def _fit(self, images: list[np.ndarray]) -> None:
         self._validate()
         settings = self.training_settings()
-        fork_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(self.seed)
+        with self._seeded() as rng:
             self.extractor_ = self._extractor(build_backbone(
                 self.backbone, self.weights, reflect_padding=self.reflect_padding, seed=self.seed
             ))
-            rng = np.random.default_rng(self.seed)
             per_image = self._positions_per_image(settings["positions_per_image"], len(images))
             started = time.perf_counter()
             vectors = self._sample_vectors(images, per_image, rng)

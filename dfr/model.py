@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ class AnomalyModel:
     - ``_maps(items)`` returns one float32 map (H, W) per image or frame, at input size;
     - ``_state()`` / ``_load_state(state)`` give and take the learned tensors and values.
 
-    Video models also override ``_read`` (clips instead of images) and ``_split``.
+    Video models also override ``_read`` (clips instead of images), ``_split`` and ``_scores``.
 
     Shared scoring, fitted by :meth:`fit` on held-out normal data: ``threshold_`` is the pixel
     threshold at ``target_fpr``; masks are ``map > threshold_``; boxes are the connected
@@ -97,12 +98,12 @@ class AnomalyModel:
         return stack_if_same_size(self._predict_maps(data))
 
     def predict(self, data: Any) -> Prediction:
-        """Maps, image scores (map maxima), masks (``map > threshold_``) and boxes."""
+        """Maps, scores (map maxima unless the model says otherwise), masks (``map > threshold_``) and boxes."""
         maps = self._predict_maps(data)
         masks = [m > self.threshold_ for m in maps]
         return Prediction(
             anomaly_maps=stack_if_same_size(maps),
-            scores=scoring.image_scores(maps),
+            scores=self._scores(maps),
             masks=stack_if_same_size(masks),
             boxes=[scoring.boxes_from_mask(mask, m, self.min_box_area) for mask, m in zip(masks, maps)],
             threshold=self.threshold_,
@@ -180,6 +181,10 @@ class AnomalyModel:
     def _fit(self, items: list) -> None:
         raise NotImplementedError
 
+    def _scores(self, maps: list[np.ndarray]) -> np.ndarray:
+        """One score per item (N,): the map maximum; video models use their frame scores."""
+        return scoring.image_scores(maps)
+
     def _maps(self, items: list) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -194,6 +199,22 @@ class AnomalyModel:
     def _fit_scoring(self, normal_maps: list[np.ndarray]) -> None:
         self.threshold_ = scoring.fit_threshold(normal_maps, self.target_fpr)
         self.score_stats_ = scoring.score_statistics(normal_maps)
+
+    def _preset_settings(self, presets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """``presets[self.preset]``, each entry overridden by the attribute of the same name unless it is ``None``."""
+        if self.preset not in presets:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(presets)}")
+        settings = dict(presets[self.preset])
+        settings.update({name: getattr(self, name) for name in settings if getattr(self, name) is not None})
+        return settings
+
+    @contextmanager
+    def _seeded(self) -> Iterator[np.random.Generator]:
+        """Seed torch with ``seed`` (its global state restored afterwards) and yield a numpy generator seeded alike."""
+        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            yield np.random.default_rng(self.seed)
 
     def _predict_maps(self, data: Any) -> list[np.ndarray]:
         self._check_fitted()
