@@ -92,25 +92,26 @@ def run_preset(
 
     n_train = len(data.train) - round(model.validation_fraction * len(data.train))
     settings = model.training_settings()
+    epochs_run = len(model.training_loss_)
     positions = (size // 4) ** 2
     ae_gflop_position = model.autoencoder_.flops_per_position() / 1e9
     features_gflop = backbone_gflop(model.extractor_.backbone, model.extractor_.layers, size)
     predict_gflop = len(data.test) * (features_gflop + positions * ae_gflop_position)
     if settings["positions_per_image"] is None:  # whole maps, features recomputed every epoch
-        train_gflop = settings["epochs"] * n_train * (features_gflop + 3 * positions * ae_gflop_position)
+        train_gflop = epochs_run * n_train * (features_gflop + 3 * positions * ae_gflop_position)
     else:
-        train_gflop = settings["epochs"] * model.training_vectors_ * 3 * ae_gflop_position
+        train_gflop = epochs_run * model.training_vectors_ * 3 * ae_gflop_position
     return {
         "backbone": backbone, "channels": model.extractor_.channels,
         "weights": getattr(model.extractor_.backbone, "weights_origin", None) or weights or "random",
         "preset": preset, "images": len(data.train), "train_images": n_train, "size": size,
-        "epochs": settings["epochs"], "latent_dim": model.latent_dim_,
+        "epochs": epochs_run, "latent_dim": model.latent_dim_,
         "hidden": model.autoencoder_.encoder[0].out_channels,
         "fit_s": fit_seconds,
         "feature_images_per_s": n_train / model.fit_seconds_["features"],
         "feature_gflops": n_train * features_gflop / model.fit_seconds_["features"],
         "train_s": model.fit_seconds_["train"],
-        "train_image_epochs_per_s": settings["epochs"] * n_train / model.fit_seconds_["train"],
+        "train_image_epochs_per_s": epochs_run * n_train / model.fit_seconds_["train"],
         "train_gflops": train_gflop / model.fit_seconds_["train"],
         "predict_images_per_s": len(data.test) / predict_seconds,
         "predict_gflops": predict_gflop / predict_seconds,

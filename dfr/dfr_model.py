@@ -23,13 +23,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper"},
     # CPU-practical: the same features and maps, but features are extracted once and a seeded
     # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
-    # images (512 per image for 100 images; every position for small sets). A narrower
-    # autoencoder (first hidden layer 2d wide) is trained on them with larger batches and
-    # learning rate.
-    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": 12, "hidden": "2d"},
+    # images (512 per image for 100 images; every position for small sets). The paper's
+    # optimiser (Adam 1e-4) runs TRAINING_STEPS steps on batches of 1024 of them, whatever the
+    # number of images ("auto" epochs), and the first hidden layer is the paper's width capped
+    # at HIDDEN_CAP.
+    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-4, "epochs": "auto", "hidden": "capped"},
 }
 CACHED_VECTORS = 51_200
+TRAINING_STEPS = 400
+HIDDEN_CAP = 512
 INFERENCE_BATCH = 4
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class DFR(AnomalyModel):
@@ -54,13 +61,17 @@ class DFR(AnomalyModel):
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead of choosing it by PCA.
         pca_samples: feature vectors sampled across all training images for the PCA.
-        hidden: width of the outer hidden layers; ``None`` takes the preset's rule.
+        hidden: width h of the outer hidden layers: a number, ``"paper"`` for (C + 2d) // 2 or
+            ``"capped"`` (the cpu preset's) for that capped at ``HIDDEN_CAP`` = 512; ``None``
+            takes the preset's rule.
         positions_per_image: ``None`` takes the preset's; the paper preset trains on whole
             maps (batches of ``batch_size`` images); a number caches that many sampled
             positions per image and trains on those vectors (batches of ``batch_size``
             vectors); ``"auto"`` (the cpu preset's) caches ``CACHED_VECTORS`` = 51 200 in all,
             spread evenly over the training images (at most every position of each).
-        epochs, batch_size, learning_rate: Adam training of the autoencoder on MSE.
+        epochs, batch_size, learning_rate: Adam training of the autoencoder on MSE; ``epochs``
+            ``"auto"`` (the cpu preset's) takes the fewest epochs that give
+            ``TRAINING_STEPS`` = 400 optimiser steps, whatever the size of the training set.
         target_fpr, validation_fraction, min_box_area, seed, device: see :class:`AnomalyModel`.
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
@@ -82,9 +93,9 @@ class DFR(AnomalyModel):
         explained_variance: float = 0.9,
         latent_dim: int | None = None,
         pca_samples: int = 8192,
-        hidden: int | None = None,
+        hidden: int | str | None = None,
         positions_per_image: int | str | None = None,
-        epochs: int | None = None,
+        epochs: int | str | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
         target_fpr: float = 0.005,
@@ -123,6 +134,11 @@ class DFR(AnomalyModel):
             raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
         if not 0.0 < self.explained_variance <= 1.0:
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
+        settings = self.training_settings()
+        if settings["epochs"] != "auto" and not _positive_int(settings["epochs"]):
+            raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
+        if settings["hidden"] not in ("paper", "capped") and not _positive_int(settings["hidden"]):
+            raise ValueError(f"hidden must be a positive integer, 'paper' or 'capped', got {settings['hidden']!r}")
 
     # ----------------------------------------------------------------- fitting
 
@@ -145,11 +161,12 @@ class DFR(AnomalyModel):
             self.training_vectors_ = None if settings["positions_per_image"] is None else len(vectors)
             if settings["positions_per_image"] is None:
                 del vectors
-                batches = self._map_batches(images, settings["batch_size"])
+                items, batches = len(images), self._map_batches(images, settings["batch_size"])
             else:
-                batches = self._vector_batches(vectors, settings["batch_size"])
+                items, batches = len(vectors), self._vector_batches(vectors, settings["batch_size"])
+            epochs = self._epochs(settings["epochs"], math.ceil(items / settings["batch_size"]))
             started = time.perf_counter()
-            self.training_loss_ = self._train(batches, settings["epochs"], settings["learning_rate"])
+            self.training_loss_ = self._train(batches, epochs, settings["learning_rate"])
             self.fit_seconds_["train"] = time.perf_counter() - started
 
     def _positions_per_image(self, rule: int | str | None, images: int) -> int:
@@ -163,11 +180,17 @@ class DFR(AnomalyModel):
             raise ValueError(f"positions_per_image must be a positive integer, 'auto' or None, got {rule!r}")
         return rule
 
+    @staticmethod
+    def _epochs(rule: int | str, batches_per_epoch: int) -> int:
+        """Epochs to train: ``rule`` itself, or for "auto" the fewest giving ``TRAINING_STEPS`` steps."""
+        return math.ceil(TRAINING_STEPS / batches_per_epoch) if rule == "auto" else int(rule)
+
     def _hidden_width(self, rule: int | str) -> int:
+        paper = (self.extractor_.channels + 2 * self.latent_dim_) // 2
         if rule == "paper":
-            return (self.extractor_.channels + 2 * self.latent_dim_) // 2
-        if rule == "2d":
-            return 2 * self.latent_dim_
+            return paper
+        if rule == "capped":
+            return min(paper, HIDDEN_CAP)
         return int(rule)
 
     def _sample_vectors(self, images: list[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:

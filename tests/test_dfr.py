@@ -4,6 +4,7 @@ import torch
 
 import dfr
 from dfr import DFR
+from dfr.dfr_model import TRAINING_STEPS
 from tests.conftest import pixel_auc
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
@@ -35,7 +36,8 @@ def test_learned_state(fitted_dfr):
     assert 1 <= fitted_dfr.latent_dim_ < 3456
     assert sum(fitted_dfr.explained_variance_ratio_) >= 0.9
     assert fitted_dfr.training_loss_[-1] < fitted_dfr.training_loss_[0]
-    assert fitted_dfr.autoencoder_.encoder[0].out_channels == 2 * fitted_dfr.latent_dim_
+    # the cpu preset caps the paper's first hidden width (C + 2d) // 2 ≈ 1760 at 512
+    assert fitted_dfr.autoencoder_.encoder[0].out_channels == 512
 
 
 def test_maps_come_back_at_each_inputs_size(fitted_dfr, brick):
@@ -81,6 +83,17 @@ def test_paper_preset_trains_on_whole_maps(brick):
     assert model.autoencoder_.encoder[0].out_channels == (model.extractor_.channels + 2 * model.latent_dim_) // 2
 
 
+def test_cpu_preset_trains_a_fixed_number_of_steps(brick):
+    images = [image[:64, :64] for image in brick.train[:6]]
+    model = _tiny(batch_size=100).fit(images)
+    # 32x32 inputs → 8x8 positions, all cached; five images after the held-out one → 320 vectors
+    assert model.training_vectors_ == 320
+    # four batches per epoch (100, 100, 100, 20) → 100 epochs make the 400 steps
+    assert len(model.training_loss_) == TRAINING_STEPS // 4
+    # with 448 channels the paper's width is under the 512 cap, so the cpu preset keeps it
+    assert model.autoencoder_.encoder[0].out_channels == (448 + 2 * model.latent_dim_) // 2
+
+
 def test_pca_sample_spans_all_training_images(brick, monkeypatch):
     images = [np.full((32, 32), value, np.float32) for value in np.linspace(0, 1, 12)]
     model = _tiny(latent_dim=4, epochs=1, pca_samples=120)
@@ -103,6 +116,10 @@ def test_bad_configuration_is_reported(brick):
         _tiny(preset="fast").fit(brick.train[:3])
     with pytest.raises(ValueError, match="unknown VGG19 layers"):
         DFR(weights=None, layers=("conv1",)).fit(brick.train[:3])
+    with pytest.raises(ValueError, match="epochs must be a positive integer or 'auto', got 0"):
+        _tiny(epochs=0).fit(brick.train[:3])
+    with pytest.raises(ValueError, match="hidden must be a positive integer, 'paper' or 'capped', got 'wide'"):
+        _tiny(hidden="wide").fit(brick.train[:3])
     with pytest.raises(ValueError, match="at least 2 training items"):
         _tiny().fit(brick.train[:1])
     with pytest.raises(RuntimeError, match="not fitted"):
