@@ -135,6 +135,9 @@ class DFR(AnomalyModel):
         if not 0.0 < self.explained_variance <= 1.0:
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
         settings = self.training_settings()
+        positions = settings["positions_per_image"]
+        if positions not in (None, "auto") and not _positive_int(positions):
+            raise ValueError(f"positions_per_image must be a positive integer, 'auto' or None, got {positions!r}")
         if settings["epochs"] != "auto" and not _positive_int(settings["epochs"]):
             raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
         if settings["hidden"] not in ("paper", "capped") and not _positive_int(settings["hidden"]):
@@ -176,8 +179,6 @@ class DFR(AnomalyModel):
             return math.ceil(self.pca_samples / images)
         if rule == "auto":
             return min((self.image_size // 4) ** 2, math.ceil(CACHED_VECTORS / images))
-        if not isinstance(rule, int) or rule < 1:
-            raise ValueError(f"positions_per_image must be a positive integer, 'auto' or None, got {rule!r}")
         return rule
 
     @staticmethod
