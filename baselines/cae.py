@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import INFERENCE_BATCH, PixelModel, check_size, resize, to_gray
+from dfr.scoring import ScoringSettings
 
 # The source's fixed rule: a pixel is anomalous when the 4x4 box sum of |error| x 255 exceeds 4·255.
 FIXED_THRESHOLD = 4.0 * 255.0
@@ -66,7 +67,7 @@ class CAE(PixelModel):
         epochs, batch_size, learning_rate, weight_decay: Adam on the mean squared error.
         threshold_rule: ``"target_fpr"`` (default: the shared rule, fitted on held-out normal
             data) or ``"fixed"`` (the source's ``4 x 255``, in the map's unit).
-        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
     PRESETS = {
@@ -88,16 +89,11 @@ class CAE(PixelModel):
         learning_rate: float | None = None,
         weight_decay: float | None = None,
         threshold_rule: str = "target_fpr",
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
-        super().__init__(
-            target_fpr=target_fpr, validation_fraction=validation_fraction,
-            min_box_area=min_box_area, seed=seed, device=device,
-        )
+        super().__init__(scoring=scoring, seed=seed, device=device)
         self.preset = preset
         self.image_size = image_size
         self.channels = channels

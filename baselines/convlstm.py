@@ -1,13 +1,14 @@
 """ConvLSTM-AE: per-frame conv encoder, ConvLSTM temporal encoder-decoder, deconv decoder (Chong & Tay 2017 style)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from baselines._common import check_size
 from baselines.video import ClipModel
+from dfr.scoring import ScoringSettings
 
 
 def _valid_size(size: int) -> bool:
@@ -105,7 +106,7 @@ class ConvLSTMAE(ClipModel):
         lstm_channels: widths (l1, l2, l3) of the three ConvLSTM cells.
         windows_per_epoch: random training windows per epoch (``None``: all of them).
         epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
     PRESETS = {
@@ -130,15 +131,12 @@ class ConvLSTMAE(ClipModel):
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
         super().__init__(
-            window=window, strides=strides, test_hop=test_hop, target_fpr=target_fpr,
-            validation_fraction=validation_fraction, min_box_area=min_box_area, seed=seed, device=device,
+            window=window, strides=strides, test_hop=test_hop, scoring=scoring, seed=seed, device=device,
         )
         self.preset = preset
         self.temporal = temporal

@@ -12,6 +12,7 @@ from torch import nn
 from baselines._common import PixelModel, resize
 from dfr.io import ImageData, load_images, read_image
 from dfr.prediction import Prediction
+from dfr.scoring import ScoringSettings
 
 KERNELS = (3, 5, 7, 9)
 STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
@@ -118,7 +119,7 @@ class PoolAE(PixelModel):
         crops_per_image: training crops per image and epoch.
         flip, max_rotation, brightness, saturation: augmentation (see above).
         epochs, batch_size, learning_rate: Adam on the region-masked mean squared error.
-        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
     takes_region_masks = True
@@ -144,16 +145,11 @@ class PoolAE(PixelModel):
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
-        super().__init__(
-            target_fpr=target_fpr, validation_fraction=validation_fraction,
-            min_box_area=min_box_area, seed=seed, device=device,
-        )
+        super().__init__(scoring=scoring, seed=seed, device=device)
         self.preset = preset
         self.width = width
         self.channels = None if channels is None else tuple(channels)
@@ -267,6 +263,13 @@ class PoolAE(PixelModel):
         left = int(np.clip(x - size // 2, 0, image.shape[1] - size))
         crop = (slice(top, top + size), slice(left, left + size))
         return np.ascontiguousarray(image[crop], dtype=np.float32), np.ascontiguousarray(weight[crop], dtype=np.float32)
+
+    def _postprocess(self, maps: _RegionMaps) -> _RegionMaps:
+        """Smoothed maps, set back to exactly zero outside each region."""
+        super()._postprocess(maps)
+        for index, region in enumerate(maps.regions):
+            maps[index] = np.where(region, maps[index], 0.0).astype(np.float32)
+        return maps
 
     def _fit_scoring(self, normal_maps: _RegionMaps) -> None:
         """Threshold and statistics over the pixels inside the regions only."""

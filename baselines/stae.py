@@ -1,13 +1,14 @@
 """STAE: a spatio-temporal autoencoder on T frames stacked as channels (Hasan et al. 2016 style)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from baselines._common import check_size
 from baselines.video import ClipModel
+from dfr.scoring import ScoringSettings
 
 
 def _code_side(size: int) -> int:
@@ -71,7 +72,7 @@ class STAE(ClipModel):
         channels: widths (c1, c2, c3) of the three encoder convolutions.
         windows_per_epoch: random training windows per epoch (``None``: all of them).
         epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`dfr.AnomalyModel`.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
     PRESETS = {
@@ -94,15 +95,12 @@ class STAE(ClipModel):
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
         super().__init__(
-            window=window, strides=strides, test_hop=test_hop, target_fpr=target_fpr,
-            validation_fraction=validation_fraction, min_box_area=min_box_area, seed=seed, device=device,
+            window=window, strides=strides, test_hop=test_hop, scoring=scoring, seed=seed, device=device,
         )
         self.preset = preset
         self.image_size = image_size

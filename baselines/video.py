@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from baselines._common import PixelModel, resize, to_gray
 from dfr.io import list_images, load_images
+from dfr.scoring import ScoringSettings
 
 WINDOW_BATCH = 8
 
@@ -128,16 +129,11 @@ class ClipModel(PixelModel):
         window: int,
         strides: Sequence[int],
         test_hop: int,
-        target_fpr: float,
-        validation_fraction: float,
-        min_box_area: int,
+        scoring: ScoringSettings | dict[str, Any] | None,
         seed: int,
         device: str,
     ) -> None:
-        super().__init__(
-            target_fpr=target_fpr, validation_fraction=validation_fraction,
-            min_box_area=min_box_area, seed=seed, device=device,
-        )
+        super().__init__(scoring=scoring, seed=seed, device=device)
         self.window = window
         self.strides = tuple(int(stride) for stride in strides)
         self.test_hop = test_hop
@@ -184,7 +180,7 @@ class ClipModel(PixelModel):
         if len(clips) >= 2:
             return super()._split(clips)
         clip = clips[0]
-        held = max(1, round(self.validation_fraction * len(clip)))
+        held = max(1, round(self.scoring.validation_fraction * len(clip)))
         if len(clip) - held < self.window:
             raise ValueError(
                 f"one training clip of {len(clip)} frames: after holding out its last {held} frames for the "

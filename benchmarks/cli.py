@@ -10,8 +10,8 @@ from pathlib import Path
 from dfr import cli as model_cli
 
 DATASETS = ("mvtec", "ucsd", "pool")
-DEMO_MODELS = "dfr,dfr-effnet,cae,stae,convlstm,poolae"
-FIT_MODELS = ("dfr", "cae", "stae", "convlstm", "poolae")
+DEMO_MODELS = "dfr,dfr-effnet,pca-residual-effnet,memory-bank-effnet,cae,stae,convlstm,poolae"
+FIT_MODELS = ("dfr", "pca-residual", "memory-bank", "cae", "stae", "convlstm", "poolae")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -25,7 +25,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="mvtec: folder of categories (or one category); ucsd: the UCSDped1 or UCSDped2 folder; "
                             "pool: folder with images/ and annotations")
     bench.add_argument("--categories", help="mvtec: comma-separated categories (default: all found)")
-    bench.add_argument("--models", default="dfr", help="comma-separated: dfr, dfr-effnet, cae, stae, convlstm, poolae")
+    bench.add_argument("--models", default="dfr", help="comma-separated: dfr, dfr-effnet, pca-residual[-effnet], "
+                       "memory-bank[-effnet], cae, stae, convlstm, poolae")
     bench.add_argument("--pool-format", choices=["yolo", "voc", "coco"], help="pool: annotation format when several exist")
     bench.add_argument("--pool-split", choices=["object_free", "inpaint"], default="object_free",
                        help="pool: train on swimmer-free images, or inpaint the swimmers of some images")
@@ -132,8 +133,8 @@ def run_fit(args: argparse.Namespace) -> None:
     import baselines
     from dfr import DFR
 
-    classes = {"dfr": DFR, "cae": baselines.CAE, "stae": baselines.STAE, "convlstm": baselines.ConvLSTMAE,
-               "poolae": baselines.PoolAE}
+    classes = {"dfr": DFR, "pca-residual": baselines.PCAResidual, "memory-bank": baselines.PatchMemoryBank,
+               "cae": baselines.CAE, "stae": baselines.STAE, "convlstm": baselines.ConvLSTMAE, "poolae": baselines.PoolAE}
     model_cli.run_fit(args, classes)
 
 

@@ -29,6 +29,17 @@ def _dfr(backbone: str, weights: str | None, size: int = 128) -> Callable[[Any, 
     return lambda task, seed: DFR("cpu", backbone=backbone, weights=weights, image_size=size, seed=seed)
 
 
+def _head(class_name: str, backbone: str, weights: str | None, size: int = 128) -> Callable[[Any, int], AnomalyModel]:
+    """A feature-space peer of DFR on the same backbone, weights and input size."""
+
+    def build(task, seed):
+        import baselines
+
+        return getattr(baselines, class_name)(backbone=backbone, weights=weights, image_size=size, seed=seed)
+
+    return build
+
+
 def _baseline(class_name: str) -> Callable[[Any, int], AnomalyModel]:
     """A raw-pixel baseline in its CPU preset."""
 
@@ -40,14 +51,20 @@ def _baseline(class_name: str) -> Callable[[Any, int], AnomalyModel]:
     return build
 
 
-KNOWN_MODELS = ("dfr", "dfr-effnet", "cae", "stae", "convlstm", "poolae")
+KNOWN_MODELS = ("dfr", "dfr-effnet", "pca-residual", "pca-residual-effnet", "memory-bank", "memory-bank-effnet",
+                "cae", "stae", "convlstm", "poolae")
+FEATURE_DATASETS = ("mvtec", "pool", "ucsd")
 
 
 def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
     """Every model the suite knows. ``vgg_weights``: VGG19 checkpoint for DFR (None = random)."""
     vgg_label = "VGG19, " + ("ImageNet" if vgg_weights else "random weights")
     specs = [
-        ModelSpec("dfr", f"DFR ({vgg_label})", ("mvtec", "pool", "ucsd"), _dfr("vgg19", vgg_weights)),
+        ModelSpec("dfr", f"DFR ({vgg_label})", FEATURE_DATASETS, _dfr("vgg19", vgg_weights)),
+        ModelSpec("pca-residual", f"PCA residual ({vgg_label})", FEATURE_DATASETS,
+                  _head("PCAResidual", "vgg19", vgg_weights)),
+        ModelSpec("memory-bank", f"Memory bank ({vgg_label})", FEATURE_DATASETS,
+                  _head("PatchMemoryBank", "vgg19", vgg_weights)),
         ModelSpec("cae", "CAE (raw pixels)", ("mvtec", "ucsd"), _baseline("CAE")),
         ModelSpec("stae", "STAE (raw pixels)", ("ucsd",), _baseline("STAE"), takes_clips=True),
         ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("ucsd",), _baseline("ConvLSTMAE"),
@@ -55,7 +72,13 @@ def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
         ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE"), takes_regions=True),
     ]
     if pretrained_offline_available():
-        specs.insert(1, ModelSpec("dfr-effnet", "DFR (EfficientNet-Lite0, ImageNet)", ("mvtec", "pool", "ucsd"),
-                                  _dfr(OFFLINE_BACKBONE, "imagenet", size=256)))
+        effnet = "EfficientNet-Lite0, ImageNet"
+        specs[3:3] = [
+            ModelSpec("dfr-effnet", f"DFR ({effnet})", FEATURE_DATASETS, _dfr(OFFLINE_BACKBONE, "imagenet", size=256)),
+            ModelSpec("pca-residual-effnet", f"PCA residual ({effnet})", FEATURE_DATASETS,
+                      _head("PCAResidual", OFFLINE_BACKBONE, "imagenet", size=256)),
+            ModelSpec("memory-bank-effnet", f"Memory bank ({effnet})", FEATURE_DATASETS,
+                      _head("PatchMemoryBank", OFFLINE_BACKBONE, "imagenet", size=256)),
+        ]
     return {spec.name: spec for spec in specs}
 

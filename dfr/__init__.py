@@ -12,7 +12,8 @@ binary masks and bounding boxes::
 from dfr.dfr_model import DFR
 from dfr.model import AnomalyModel, load
 from dfr.prediction import Prediction
+from dfr.scoring import ScoringSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["AnomalyModel", "DFR", "Prediction", "load", "__version__"]
+__all__ = ["AnomalyModel", "DFR", "Prediction", "ScoringSettings", "load", "__version__"]

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from dfr.scoring import IMAGE_SCORES, ScoringSettings
+
 EXAMPLES = {
     "fit": "examples:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr\n"
            "  dfr fit --model stae --preset cpu --train UCSDped2/Train --out ped2.dfr",
@@ -52,14 +54,24 @@ def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentPar
                      "training image, or a folder of masks in the images' order; pixels > 0 are inside")
     fit.add_argument("--validation-region-masks", help="the same for --validation")
     fit.add_argument("--preset", help="DFR: cpu (default; practical on a CPU) or paper (the authors' settings, for "
-                     "a GPU); baselines: source (default) or cpu")
+                     "a GPU); raw-pixel baselines: source (default) or cpu; the feature heads have none")
     fit.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
-                     help="DFR's VGG19 weights: imagenet (default; downloaded once and cached), random (tests only) "
-                          "or a path to vgg19-dcbb9e9d.pth")
+                     help="DFR's and the feature heads' backbone weights: imagenet (default; for VGG19 downloaded "
+                          "once and cached), random (tests only) or a checkpoint path")
+    fit.add_argument("--backbone", help="DFR and the feature heads: vgg19 (default) or timm:<model name>")
     fit.add_argument("--image-size", type=int, help="network input side in pixels (default: the model's)")
     fit.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
-    fit.add_argument("--target-fpr", type=float, default=0.005,
-                     help="fraction of normal pixels allowed above the threshold (default 0.005)")
+    defaults = ScoringSettings()
+    fit.add_argument("--target-fpr", type=float, default=defaults.target_fpr,
+                     help=f"fraction of normal pixels allowed above the threshold (default {defaults.target_fpr})")
+    fit.add_argument("--smoothing-sigma", type=float, default=defaults.smoothing_sigma,
+                     help=f"Gaussian smoothing of the maps, in input pixels; 0 turns it off (default {defaults.smoothing_sigma})")
+    fit.add_argument("--image-score", choices=IMAGE_SCORES, default=defaults.image_score,
+                     help=f"image score from the smoothed map (default {defaults.image_score})")
+    fit.add_argument("--top-fraction", type=float, default=defaults.top_fraction,
+                     help=f"share of the highest pixels averaged by --image-score top_mean (default {defaults.top_fraction})")
+    fit.add_argument("--min-box-area", type=int, default=defaults.min_box_area,
+                     help=f"smallest mask component, in pixels, that becomes a box (default {defaults.min_box_area})")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
     fit.add_argument("--out", required=True, help="model file to write")
@@ -90,15 +102,18 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: no such folder for the model file")
     model_class = (classes or {"dfr": DFR})[args.model]
-    options = {"image_size": args.image_size, "epochs": args.epochs}
+    options = {"preset": args.preset, "backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs}
     options = {name: value for name, value in options.items() if value is not None}  # None: the model's default
     if "weights" in vars(args):
         options["weights"] = args.weights
     for name in options:
         if name not in inspect.signature(model_class).parameters:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.model}")
-    preset = () if args.preset is None else (args.preset,)
-    model = model_class(*preset, target_fpr=args.target_fpr, seed=args.seed, device=args.device, **options)
+    scoring = ScoringSettings(
+        target_fpr=args.target_fpr, smoothing_sigma=args.smoothing_sigma, image_score=args.image_score,
+        top_fraction=args.top_fraction, min_box_area=args.min_box_area,
+    )
+    model = model_class(scoring=scoring, seed=args.seed, device=args.device, **options)
     train = _read_inputs(model, [args.train])
     validation = _read_inputs(model, [args.validation]) if args.validation else None
     regions = {}
@@ -113,7 +128,7 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
     model.save(out, overwrite=args.overwrite)
     unit = "clips" if model.input_kind == "clips" else "images"
     print(f"fitted {type(model).__name__} on {len(train)} {unit} in {time.perf_counter() - started:.0f} s: "
-          f"threshold {model.threshold_:.6g} (target FPR {model.target_fpr}); wrote {out}")
+          f"threshold {model.threshold_:.6g} (target FPR {model.scoring.target_fpr}); wrote {out}")
 
 
 def run_predict(args: argparse.Namespace) -> None:

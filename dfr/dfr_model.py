@@ -5,41 +5,35 @@ import math
 import time
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dfr.autoencoder import FeatureAutoencoder
-from dfr.backbones import build_backbone
-from dfr.features import RegionalFeatureExtractor
-from dfr.model import AnomalyModel
+from dfr.feature_model import RegionalFeatureModel, latent_size, positive_int, principal_components
+from dfr.scoring import ScoringSettings
 
 # Defaults each preset gives to the training arguments left as None.
 PRESETS: dict[str, dict[str, Any]] = {
     # REFERENCE.md §1 as the authors ran it: full 64x64 maps computed on the fly, batches of
     # 4 images, Adam 1e-4, 150 epochs, hidden width (C + 2d) // 2. Meant for a GPU.
-    "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper"},
+    "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper",
+              "normalise": False},
     # CPU-practical: the same features and maps, but features are extracted once and a seeded
     # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
     # images (512 per image for 100 images; every position for small sets). The paper's
     # optimiser (Adam 1e-4) runs TRAINING_STEPS steps on batches of 1024 of them, whatever the
     # number of images ("auto" epochs), and the first hidden layer is the paper's width capped
     # at HIDDEN_CAP.
-    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-4, "epochs": "auto", "hidden": "capped"},
+    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-4, "epochs": "auto", "hidden": "capped",
+            "normalise": True},
 }
-CACHED_VECTORS = 51_200
 TRAINING_STEPS = 400
 HIDDEN_CAP = 512
-INFERENCE_BATCH = 4
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-class DFR(AnomalyModel):
+class DFR(RegionalFeatureModel):
     """Deep Feature Reconstruction (Shi et al. 2021) under the shared :class:`dfr.AnomalyModel` API.
 
     A frozen CNN (VGG19 by default) turns each image, resized to ``image_size``, into a regional feature map
@@ -72,10 +66,15 @@ class DFR(AnomalyModel):
         epochs, batch_size, learning_rate: Adam training of the autoencoder on MSE; ``epochs``
             ``"auto"`` (the cpu preset's) takes the fewest epochs that give
             ``TRAINING_STEPS`` = 400 optimiser steps, whatever the size of the training set.
-        target_fpr, validation_fraction, min_box_area, seed, device: see :class:`AnomalyModel`.
+        normalise: feed the autoencoder ``(x - μ) / s`` instead of the raw features ``x``, with
+            μ the mean feature vector and s the root mean channel variance of the PCA sample
+            (one scale for all channels, so their relative weight in the loss is unchanged);
+            the map is then in units of s². ``None`` takes the preset's (cpu: on, paper: off).
+        scoring, seed, device: see :class:`AnomalyModel`.
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
-    ``latent_dim_`` entries), ``training_loss_`` (mean loss per epoch), ``fit_seconds_``
+    ``latent_dim_`` entries), ``feature_shift_`` (C,) and ``feature_scale_`` (the input
+    normalisation), ``training_loss_`` (mean loss per epoch), ``fit_seconds_``
     (wall time of feature sampling, PCA and training), ``training_vectors_`` (cached feature
     vectors trained on; ``None`` when trained on whole maps), ``threshold_``, ``score_stats_``.
     ``fit_seconds_`` and ``training_vectors_`` describe the fit and are not saved.
@@ -98,22 +97,16 @@ class DFR(AnomalyModel):
         epochs: int | str | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        normalise: bool | None = None,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
         super().__init__(
-            target_fpr=target_fpr, validation_fraction=validation_fraction,
-            min_box_area=min_box_area, seed=seed, device=device,
+            backbone=backbone, weights=weights, layers=layers, image_size=image_size,
+            reflect_padding=reflect_padding, scoring=scoring, seed=seed, device=device,
         )
         self.preset = preset
-        self.backbone = backbone
-        self.weights = weights
-        self.layers = None if layers is None else tuple(layers)
-        self.image_size = image_size
-        self.reflect_padding = reflect_padding
         self.explained_variance = explained_variance
         self.latent_dim = latent_dim
         self.pca_samples = pca_samples
@@ -122,6 +115,7 @@ class DFR(AnomalyModel):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.normalise = normalise
 
     # ----------------------------------------------------------------- configuration
 
@@ -130,18 +124,19 @@ class DFR(AnomalyModel):
         return self._preset_settings(PRESETS)
 
     def _validate(self) -> None:
-        if self.image_size < 16 or self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
+        self._check_image_size()
         if not 0.0 < self.explained_variance <= 1.0:
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
         settings = self.training_settings()
         positions = settings["positions_per_image"]
-        if positions not in (None, "auto") and not _positive_int(positions):
+        if positions not in (None, "auto") and not positive_int(positions):
             raise ValueError(f"positions_per_image must be a positive integer, 'auto' or None, got {positions!r}")
-        if settings["epochs"] != "auto" and not _positive_int(settings["epochs"]):
+        if settings["epochs"] != "auto" and not positive_int(settings["epochs"]):
             raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
-        if settings["hidden"] not in ("paper", "capped") and not _positive_int(settings["hidden"]):
+        if settings["hidden"] not in ("paper", "capped") and not positive_int(settings["hidden"]):
             raise ValueError(f"hidden must be a positive integer, 'paper' or 'capped', got {settings['hidden']!r}")
+        if not isinstance(settings["normalise"], bool):
+            raise ValueError(f"normalise must be True, False or None, got {settings['normalise']!r}")
 
     # ----------------------------------------------------------------- fitting
 
@@ -149,15 +144,15 @@ class DFR(AnomalyModel):
         self._validate()
         settings = self.training_settings()
         with self._seeded() as rng:
-            self.extractor_ = self._extractor(build_backbone(
-                self.backbone, self.weights, reflect_padding=self.reflect_padding, seed=self.seed
-            ))
+            self._build_extractor(self.weights)
             per_image = self._positions_per_image(settings["positions_per_image"], len(images))
             started = time.perf_counter()
             vectors = self._sample_vectors(images, per_image, rng)
             self.fit_seconds_ = {"features": time.perf_counter() - started}
             pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
-            self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(vectors[np.sort(pca_rows)])
+            pca_sample = vectors[np.sort(pca_rows)]
+            self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(pca_sample)
+            self._set_normalisation(*self._normalisation(pca_sample, settings["normalise"]))
             self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
             self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, hidden).to(self.device_)
@@ -177,9 +172,7 @@ class DFR(AnomalyModel):
         training on whole maps (``None``), for the PCA only."""
         if rule is None:
             return math.ceil(self.pca_samples / images)
-        if rule == "auto":
-            return min((self.image_size // 4) ** 2, math.ceil(CACHED_VECTORS / images))
-        return rule
+        return self._cache_per_image(rule, images)
 
     @staticmethod
     def _epochs(rule: int | str, batches_per_epoch: int) -> int:
@@ -194,29 +187,29 @@ class DFR(AnomalyModel):
             return min(paper, HIDDEN_CAP)
         return int(rule)
 
-    def _sample_vectors(self, images: list[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
-        """``per_image`` seeded random positions of every image's feature map: (n, C) float32 on CPU."""
-        positions = (self.image_size // 4) ** 2
-        per_image = min(per_image, positions)
-        samples = []
-        for features in self._feature_batches(images, "features"):
-            flat = features.flatten(2).cpu()
-            for one in flat:
-                chosen = torch.from_numpy(rng.choice(positions, size=per_image, replace=False))
-                samples.append(one[:, chosen].T.contiguous())
-        return torch.cat(samples)
-
     def _pca_latent_dim(self, vectors: torch.Tensor) -> tuple[int, list[float]]:
         """Smallest d whose principal components keep ``explained_variance`` of the variance."""
         if self.latent_dim is not None:
             return int(self.latent_dim), []
-        centred = vectors.double() - vectors.double().mean(0)
-        covariance = centred.T @ centred / max(len(centred) - 1, 1)
-        eigenvalues = torch.linalg.eigvalsh(covariance).flip(0).clamp_min(0)
-        ratio = eigenvalues / eigenvalues.sum()
-        latent = int(torch.searchsorted(ratio.cumsum(0), torch.tensor(self.explained_variance, dtype=ratio.dtype))) + 1
-        latent = min(latent, self.extractor_.channels)
-        return latent, ratio[:latent].tolist()
+        _, variances, _ = principal_components(vectors)
+        latent = latent_size(variances, self.explained_variance)
+        return latent, (variances[:latent] / variances.sum()).tolist()
+
+    @staticmethod
+    def _normalisation(vectors: torch.Tensor, normalise: bool) -> tuple[torch.Tensor, float]:
+        """Shift (C,) and scale for the autoencoder's input: the mean vector and the root mean
+        channel variance of ``vectors`` (n, C), or zeros and 1 when not ``normalise``."""
+        if not normalise:
+            return torch.zeros(vectors.shape[1]), 1.0
+        data = vectors.double()
+        return data.mean(0).float(), float(data.var(0).mean().sqrt().clamp_min(1e-12))
+
+    def _set_normalisation(self, shift: torch.Tensor, scale: float) -> None:
+        self.feature_shift_, self.feature_scale_ = shift.to(self.device_), float(scale)
+
+    def _normalised(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (B, C, H, W) as the autoencoder sees them: ``(x - feature_shift_) / feature_scale_``."""
+        return (features - self.feature_shift_[:, None, None]) / self.feature_scale_
 
     def _vector_batches(self, vectors: torch.Tensor, batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed)
@@ -245,6 +238,7 @@ class DFR(AnomalyModel):
         for _, batches in zip(progress, epochs_of_batches):
             total, count = 0.0, 0
             for features in batches:
+                features = self._normalised(features)
                 loss = F.mse_loss(self.autoencoder_(features), features)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -257,68 +251,31 @@ class DFR(AnomalyModel):
 
     # ----------------------------------------------------------------- inference
 
-    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 1|3) float in [0, 1] → (3, S, S) ImageNet-normalised tensor."""
-        size = self.image_size
-        shrink = image.shape[0] > size or image.shape[1] > size
-        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        resized = resized.reshape(size, size, -1)
-        if resized.shape[2] == 1:
-            resized = np.repeat(resized, 3, axis=2)
-        backbone = self.extractor_.backbone
-        mean, std = np.array(backbone.mean, np.float32), np.array(backbone.std, np.float32)
-        return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
-
-    def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
-
-        The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
-        """
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc=f"DFR: {desc}", unit="batch", disable=None if desc else True):
-            batch = torch.stack([self._preprocess(image) for image in images[start:start + batch_size]])
-            yield self.extractor_(batch.to(self.device_))
-
-    @torch.no_grad()
-    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _position_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """Mean squared reconstruction error over channels of the normalised features: (B, C, s, s) → (B, s, s)."""
         self.autoencoder_.eval()
-        maps: list[np.ndarray] = []
-        for features in self._feature_batches(images, "anomaly maps"):
-            errors = (self.autoencoder_(features) - features).pow_(2).mean(1, keepdim=True)
-            for error in errors:
-                height, width = images[len(maps)].shape[:2]
-                resized = F.interpolate(error[None], size=(height, width), mode="bilinear", align_corners=True)
-                maps.append(resized[0, 0].float().cpu().numpy())
-        return maps
+        features = self._normalised(features)
+        return (self.autoencoder_(features) - features).pow_(2).mean(1)
 
     # ----------------------------------------------------------------- persistence
 
-    def _extractor(self, backbone: torch.nn.Module) -> RegionalFeatureExtractor:
-        layers = backbone.default_layers if self.layers is None else self.layers
-        return RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
-
-    def _state(self) -> dict[str, Any]:
+    def _head_state(self) -> dict[str, Any]:
         return {
-            "backbone": self.extractor_.backbone.weights_state(self.extractor_.layers),
-            "backbone_origin": getattr(self.extractor_.backbone, "weights_origin", None),
             "autoencoder": {k: v.cpu() for k, v in self.autoencoder_.state_dict().items()},
             "latent_dim": self.latent_dim_,
+            "feature_shift": self.feature_shift_.cpu(),
+            "feature_scale": self.feature_scale_,
             "hidden": self.autoencoder_.encoder[0].out_channels,
             "explained_variance_ratio": list(self.explained_variance_ratio_),
             "training_loss": list(self.training_loss_),
         }
 
-    def _load_state(self, state: dict[str, Any]) -> None:
+    def _load_head_state(self, state: dict[str, Any]) -> None:
         self._validate()
-        self.extractor_ = self._extractor(
-            build_backbone(self.backbone, None, reflect_padding=self.reflect_padding, warn=False)
-        )
-        self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
-        if state.get("backbone_origin") is not None:
-            self.extractor_.backbone.weights_origin = state["backbone_origin"]
         self.latent_dim_ = int(state["latent_dim"])
         self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, int(state["hidden"]))
         self.autoencoder_.load_state_dict(state["autoencoder"])
         self.autoencoder_.to(self.device_).eval()
+        self._set_normalisation(state["feature_shift"].float(), float(state["feature_scale"]))
         self.explained_variance_ratio_ = list(state["explained_variance_ratio"])
         self.training_loss_ = list(state["training_loss"])

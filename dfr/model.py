@@ -13,6 +13,7 @@ import torch
 from dfr import scoring
 from dfr.io import ImageData, load_images, stack_if_same_size
 from dfr.prediction import Prediction
+from dfr.scoring import ScoringSettings
 from dfr.serialization import read_model_file, write_model_file
 
 # Packages whose model classes ``dfr.load`` may import by name; nothing else is ever imported.
@@ -44,9 +45,12 @@ class AnomalyModel:
 
     Video models also override ``_read`` (clips instead of images), ``_split`` and ``_scores``.
 
-    Shared scoring, fitted by :meth:`fit` on held-out normal data: ``threshold_`` is the pixel
-    threshold at ``target_fpr``; masks are ``map > threshold_``; boxes are the connected
-    components of a mask with at least ``min_box_area`` pixels.
+    Shared scoring, set by ``scoring`` (a :class:`dfr.scoring.ScoringSettings`, a dict of its
+    fields, or ``None`` for the defaults): every map is first smoothed with a Gaussian of
+    ``smoothing_sigma`` pixels; ``fit`` then sets ``threshold_``, the pixel threshold at
+    ``target_fpr`` on held-out normal maps; masks are ``map > threshold_``; boxes are the
+    connected components of a mask with at least ``min_box_area`` pixels; image scores follow
+    ``image_score``.
     """
 
     #: What ``fit`` and ``predict`` take: ``"images"``, or ``"clips"`` (video models).
@@ -61,15 +65,11 @@ class AnomalyModel:
     def __init__(
         self,
         *,
-        target_fpr: float = 0.005,
-        validation_fraction: float = 0.2,
-        min_box_area: int = 16,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
-        self.target_fpr = target_fpr
-        self.validation_fraction = validation_fraction
-        self.min_box_area = min_box_area
+        self.scoring = ScoringSettings.coerce(scoring)
         self.seed = seed
         self.device = device
 
@@ -81,8 +81,6 @@ class AnomalyModel:
         Held-out data is ``validation`` when given, else a seeded ``validation_fraction``
         split of ``data``. Returns ``self``.
         """
-        if not 0.0 < self.target_fpr < 1.0:
-            raise ValueError(f"target_fpr must lie in (0, 1), got {self.target_fpr}")
         items = self._read(data)
         if validation is None:
             train, held_out = self._split(items)
@@ -90,7 +88,7 @@ class AnomalyModel:
             train, held_out = items, self._read(validation)
         self.device_ = resolve_device(self.device)
         self._fit(train)
-        self._fit_scoring(self._maps(held_out))
+        self._fit_scoring(self._postprocess(self._maps(held_out)))
         return self
 
     def anomaly_map(self, data: Any) -> np.ndarray | list[np.ndarray]:
@@ -98,14 +96,14 @@ class AnomalyModel:
         return stack_if_same_size(self._predict_maps(data))
 
     def predict(self, data: Any) -> Prediction:
-        """Maps, scores (map maxima unless the model says otherwise), masks (``map > threshold_``) and boxes."""
+        """Maps, scores (by ``scoring.image_score`` unless the model has its own), masks (``map > threshold_``) and boxes."""
         maps = self._predict_maps(data)
         masks = [m > self.threshold_ for m in maps]
         return Prediction(
             anomaly_maps=stack_if_same_size(maps),
             scores=self._scores(maps),
             masks=stack_if_same_size(masks),
-            boxes=[scoring.boxes_from_mask(mask, m, self.min_box_area) for mask, m in zip(masks, maps)],
+            boxes=[scoring.boxes_from_mask(mask, m, self.scoring.min_box_area) for mask, m in zip(masks, maps)],
             threshold=self.threshold_,
         )
 
@@ -130,11 +128,7 @@ class AnomalyModel:
         self._check_fitted()
         from dfr import __version__
 
-        params = {
-            name: os.fspath(value) if isinstance(value, os.PathLike) else value
-            for name, value in self.get_params().items()
-            if name != "device"
-        }
+        params = {name: _plain(value) for name, value in self.get_params().items() if name != "device"}
         write_model_file(
             path,
             {
@@ -174,7 +168,7 @@ class AnomalyModel:
                 f"need at least 2 training items to hold some out for the threshold, got {len(items)}; "
                 "pass validation= with separate normal data"
             )
-        held = min(len(items) - 1, max(1, round(self.validation_fraction * len(items))))
+        held = min(len(items) - 1, max(1, round(self.scoring.validation_fraction * len(items))))
         order = np.random.default_rng(self.seed).permutation(len(items))
         return [items[i] for i in sorted(order[held:])], [items[i] for i in sorted(order[:held])]
 
@@ -182,8 +176,8 @@ class AnomalyModel:
         raise NotImplementedError
 
     def _scores(self, maps: list[np.ndarray]) -> np.ndarray:
-        """One score per item (N,): the map maximum; video models use their frame scores."""
-        return scoring.image_scores(maps)
+        """One score per item (N,) by ``scoring.image_score``; video models use their frame scores."""
+        return scoring.image_scores(maps, self.scoring)
 
     def _maps(self, items: list) -> list[np.ndarray]:
         raise NotImplementedError
@@ -196,9 +190,15 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- helpers
 
+    def _postprocess(self, maps: list[np.ndarray]) -> list[np.ndarray]:
+        """Smooth every map in place (``scoring.smoothing_sigma``); returns the same list."""
+        for index, anomaly_map in enumerate(maps):
+            maps[index] = scoring.smooth(anomaly_map, self.scoring.smoothing_sigma)
+        return maps
+
     def _fit_scoring(self, normal_maps: list[np.ndarray]) -> None:
-        self.threshold_ = scoring.fit_threshold(normal_maps, self.target_fpr)
-        self.score_stats_ = scoring.score_statistics(normal_maps)
+        self.threshold_ = scoring.fit_threshold(normal_maps, self.scoring.target_fpr)
+        self.score_stats_ = scoring.score_statistics(normal_maps, self._scores(normal_maps))
 
     def _preset_settings(self, presets: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """``presets[self.preset]``, each entry overridden by the attribute of the same name unless it is ``None``."""
@@ -218,7 +218,7 @@ class AnomalyModel:
 
     def _predict_maps(self, data: Any) -> list[np.ndarray]:
         self._check_fitted()
-        return self._maps(self._read(data))
+        return self._postprocess(self._maps(self._read(data)))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -227,6 +227,15 @@ class AnomalyModel:
     def __repr__(self) -> str:
         params = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def _plain(value: Any) -> Any:
+    """A constructor argument as a plain value for the model file."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, ScoringSettings):
+        return value.to_dict()
+    return value
 
 
 def _model_class(name: str, path: str | os.PathLike) -> type[AnomalyModel]:

@@ -1,17 +1,23 @@
-"""Planted-defect texture data from real photos shipped with scikit-image (no download).
+"""Planted-defect texture data from photos shipped with scikit-image and procedural textures (no download).
 
-Used by ``dfr demo`` and the tests: normal images are random crops of a texture photo
-(``brick``, ``grass`` or ``gravel``, 512x512 gray); test images are other crops with a defect
-planted in a random elliptical region, whose pixels form the ground-truth mask.
+Used by ``dfr demo``, the benchmarks and the tests: normal images are random crops of a 512x512
+gray texture, either a photo (``brick``, ``grass``, ``gravel``) or one generated from a fixed
+seed (``weave``: plain-woven fabric; ``wood``: wavy wood grain; ``leather``: pebbled leather);
+test images are other crops with a defect planted in a random elliptical region (or a scratch),
+whose pixels form the ground-truth mask.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-TEXTURES = ("brick", "grass", "gravel")
+PHOTOS = ("brick", "grass", "gravel")
+PROCEDURAL = ("weave", "wood", "leather")
+TEXTURES = PHOTOS + PROCEDURAL
+SIDE = 512  # side of every texture
 DEFECTS = ("foreign", "dark", "bright", "blur", "scratch")
 
 
@@ -31,9 +37,11 @@ class DefectDataset:
 
 
 def texture(name: str) -> np.ndarray:
-    """A 512x512 scikit-image texture photo as float32 in [0, 1]."""
+    """A 512x512 texture (scikit-image photo or procedural) as float32 in [0, 1]."""
     if name not in TEXTURES:
         raise ValueError(f"unknown texture {name!r}; choose from {TEXTURES}")
+    if name in PROCEDURAL:
+        return {"weave": _weave, "wood": _wood, "leather": _leather}[name]().copy()
     try:
         from skimage import data
     except ImportError:
@@ -45,15 +53,19 @@ def defect_dataset(
     name: str = "brick", *, n_train: int = 24, n_test: int = 12, size: int = 128,
     good_fraction: float = 0.25, seed: int = 0,
 ) -> DefectDataset:
-    """Crops of side ``size`` from texture ``name``; a ``good_fraction`` of test crops stay clean."""
-    photo = texture(name)
-    other = texture(TEXTURES[(TEXTURES.index(name) + 1) % len(TEXTURES)])
+    """Crops of side ``size`` from texture ``name``; a ``good_fraction`` of test crops stay clean.
+
+    ``foreign`` defects paste in the next texture of the same family (photos or procedural).
+    """
+    source = texture(name)
+    family = PHOTOS if name in PHOTOS else PROCEDURAL
+    other = texture(family[(family.index(name) + 1) % len(family)])
     rng = np.random.default_rng(seed)
-    train = [_crop(photo, size, rng) for _ in range(n_train)]
+    train = [_crop(source, size, rng) for _ in range(n_train)]
     test, masks, defects = [], [], []
     n_good = round(good_fraction * n_test)
     for index in range(n_test):
-        image = _crop(photo, size, rng)
+        image = _crop(source, size, rng)
         if index < n_good:
             test.append(image)
             masks.append(np.zeros_like(image, dtype=bool))
@@ -97,8 +109,71 @@ def plant_defect(
     return np.clip(changed, 0.0, 1.0), mask
 
 
-def _crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    if size > min(photo.shape):
-        return cv2.resize(photo, (size, size), interpolation=cv2.INTER_LINEAR)
-    y, x = rng.integers(0, photo.shape[0] - size + 1), rng.integers(0, photo.shape[1] - size + 1)
-    return photo[y:y + size, x:x + size].copy()
+def _crop(source: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    if size > min(source.shape):
+        return cv2.resize(source, (size, size), interpolation=cv2.INTER_LINEAR)
+    y, x = rng.integers(0, source.shape[0] - size + 1), rng.integers(0, source.shape[1] - size + 1)
+    return source[y:y + size, x:x + size].copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _weave() -> np.ndarray:
+    """Plain-woven fabric: over-under threads 16 px apart, each with its own width and tone, fibres, wobble."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:SIDE, 0:SIDE]
+    u = (x + 2 * _noise(rng, 40)) / 16  # thread coordinates, gently wobbling
+    v = (y + 2 * _noise(rng, 40)) / 16
+    col, row = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = u - col, v - row  # position inside the crossing cell
+    widths, tones = rng.uniform(0.7, 0.9, (2, 64)), rng.normal(0, 0.08, (2, 64))
+    warp_on_top = (col + row) % 2 == 0
+    bump_u, bump_v = np.sin(np.pi * fu), np.sin(np.pi * fv)
+    # a thread on top rises to 1 mid-cell; one underneath sinks to 0.3 below the crossing thread
+    warp = _thread(fu, widths[0, col % 64]) * np.where(warp_on_top, 0.6 + 0.4 * bump_v, 0.6 - 0.3 * bump_v)
+    weft = _thread(fv, widths[1, row % 64]) * np.where(warp_on_top, 0.6 - 0.3 * bump_u, 0.6 + 0.4 * bump_u)
+    warp_fibres = 0.12 * _noise(rng, 6, 0.7) + tones[0, col % 64]  # fibres run along each thread
+    weft_fibres = 0.12 * _noise(rng, 0.7, 6) + tones[1, row % 64]
+    fibres = np.where(warp >= weft, warp_fibres, weft_fibres)
+    height = np.maximum(warp, weft)
+    return _normalise(height + fibres * (height > 0.05) + 0.05 * _noise(rng, 1) + 0.03 * _noise(rng, 60))
+
+
+def _thread(offset: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Height across a thread centred in its cell: a half ellipse ``width`` (of the cell) wide."""
+    return np.sqrt(np.clip(1 - (2 * (offset - 0.5) / width) ** 2, 0, 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _wood() -> np.ndarray:
+    """Wood grain: horizontal rings about 12 px apart, warped and unevenly spaced, with pores and streaks."""
+    rng = np.random.default_rng(2)
+    y = np.arange(SIDE)[:, None]
+    phase = (y + 10 * _noise(rng, 40, 100) + 3 * _noise(rng, 12, 50)) / 12 + 0.2 * _noise(rng, 30, 120)
+    t = phase - np.floor(phase)  # position across a ring
+    latewood = 0.3 * t + np.exp(-((1 - t) / 0.25) ** 2) + np.exp(-(t / 0.06) ** 2)  # dark band, sharp edge
+    latewood *= 1 + 0.4 * _noise(rng, 6, 60)
+    pores = np.minimum(_noise(rng, 0.6, 5), 0)  # short dark dashes along the grain
+    return _normalise(-0.5 * latewood + 0.12 * pores + 0.08 * _noise(rng, 1.2, 25) + 0.05 * _noise(rng, 40, 120))
+
+
+@functools.lru_cache(maxsize=None)
+def _leather() -> np.ndarray:
+    """Pebbled leather: rounded grains about 15 px wide between creases, lit from one side, with fine noise."""
+    rng = np.random.default_rng(3)
+    height = np.sqrt(np.abs(_noise(rng, 6) + 0.3 * _noise(rng, 2)))  # sinks into creases along the zero lines
+    light = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) + cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3)
+    return _normalise(height + 0.6 * light + 0.2 * _noise(rng, 0.7) + 0.1 * _noise(rng, 40))
+
+
+def _noise(rng: np.random.Generator, sigma_y: float, sigma_x: float | None = None) -> np.ndarray:
+    """White noise (SIDE, SIDE) blurred by a Gaussian of ``sigma_y`` x ``sigma_x`` px (wrapping), unit std."""
+    sigma_x = sigma_y if sigma_x is None else sigma_x
+    fy, fx = np.fft.fftfreq(SIDE)[:, None], np.fft.rfftfreq(SIDE)[None, :]
+    gain = np.exp(-2 * np.pi ** 2 * ((sigma_y * fy) ** 2 + (sigma_x * fx) ** 2))
+    smooth = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((SIDE, SIDE))) * gain, s=(SIDE, SIDE))
+    return ((smooth - smooth.mean()) / smooth.std()).astype(np.float32)
+
+
+def _normalise(image: np.ndarray) -> np.ndarray:
+    """Mean 0.5 and std 0.16, clipped to [0, 1], float32."""
+    return np.clip(0.5 + 0.16 * (image - image.mean()) / image.std(), 0, 1).astype(np.float32)

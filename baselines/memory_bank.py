@@ -1,0 +1,135 @@
+"""Patch memory bank (PatchCore-style): nearest-neighbour distance to a coreset of normal feature vectors."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dfr.feature_model import RegionalFeatureModel, positive_int
+from dfr.scoring import ScoringSettings
+
+#: Query and bank rows per block of the distance computation: at most 4096 x 8192 floats (128 MiB) at a time.
+QUERY_CHUNK = 4096
+BANK_CHUNK = 8192
+
+
+def greedy_coreset(vectors: torch.Tensor, count: int, *, projection_dim: int | None = 128, seed: int = 0) -> torch.Tensor:
+    """Indices (count,) of a greedy k-centre coreset of ``vectors`` (n, C).
+
+    Starts from a seeded random vector, then repeatedly adds the vector farthest from those
+    chosen so far, which keeps the largest distance of any vector to its nearest chosen one
+    within twice the optimum. Distances are measured after a seeded Gaussian random
+    projection to ``projection_dim`` dimensions (``None``: the original space), which
+    preserves them approximately and makes each step cheaper.
+    """
+    if not 1 <= count <= len(vectors):
+        raise ValueError(f"coreset size must lie in 1 … {len(vectors)}, got {count}")
+    generator = torch.Generator().manual_seed(seed)
+    points = vectors.float()
+    if projection_dim is not None and projection_dim < points.shape[1]:
+        projection = torch.randn(points.shape[1], projection_dim, generator=generator) / projection_dim ** 0.5
+        points = points @ projection.to(points.device)
+    norms = points.pow(2).sum(1)
+    chosen = torch.empty(count, dtype=torch.long)
+    chosen[0] = int(torch.randint(len(points), (1,), generator=generator))
+    nearest = torch.full_like(norms, float("inf"))
+    for index in range(count):
+        if index:
+            chosen[index] = int(torch.argmax(nearest))
+        centre = points[chosen[index]]
+        torch.minimum(nearest, torch.addmv(norms + norms[chosen[index]], points, centre, alpha=-2.0), out=nearest)
+    return chosen
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance (m,) of each query (m, C) to its nearest bank row (k, C), in bounded blocks."""
+    bank_norms = bank.pow(2).sum(1)
+    result = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+    for start in range(0, len(queries), QUERY_CHUNK):
+        block = queries[start:start + QUERY_CHUNK]
+        norms = block.pow(2).sum(1, keepdim=True)
+        best = torch.full((len(block),), float("inf"), dtype=queries.dtype, device=queries.device)
+        for first in range(0, len(bank), BANK_CHUNK):
+            squared = torch.addmm(norms + bank_norms[first:first + BANK_CHUNK], block, bank[first:first + BANK_CHUNK].T,
+                                  alpha=-2.0)
+            best = torch.minimum(best, squared.min(1).values)
+        result[start:start + len(block)] = best.clamp_min_(0).sqrt_()
+    return result
+
+
+class PatchMemoryBank(RegionalFeatureModel):
+    """Anomaly map = distance of each regional feature vector to its nearest neighbour in a memory bank.
+
+    Fitting samples feature vectors of the training images (as DFR's cpu preset caches them)
+    and keeps a greedy k-centre coreset of ``coreset_fraction`` of them (PatchCore's
+    subsampling) as the bank. A position's score is the Euclidean distance of its vector to
+    the nearest bank vector, computed in blocks so memory stays bounded whatever the bank
+    size. The map is resized bilinearly to the input's size.
+
+    Args:
+        backbone, weights, layers, image_size, reflect_padding: the features, as for
+            :class:`dfr.DFR`.
+        positions_per_image: positions sampled per training image, or ``"auto"`` (51 200
+            vectors in all).
+        coreset_fraction: share of the sampled vectors kept in the bank, in (0, 1]; 1 keeps all.
+        projection_dim: dimensions of the random projection used to pick the coreset
+            (``None``: none).
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+
+    Learned attributes: ``bank_`` (k, C) float32, ``threshold_``, ``score_stats_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "vgg19",
+        weights: str | None = "imagenet",
+        layers: tuple[str, ...] | list[str] | None = None,
+        image_size: int = 256,
+        reflect_padding: bool = True,
+        positions_per_image: int | str = "auto",
+        coreset_fraction: float = 0.1,
+        projection_dim: int | None = 128,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            backbone=backbone, weights=weights, layers=layers, image_size=image_size,
+            reflect_padding=reflect_padding, scoring=scoring, seed=seed, device=device,
+        )
+        self.positions_per_image = positions_per_image
+        self.coreset_fraction = coreset_fraction
+        self.projection_dim = projection_dim
+
+    def _validate(self) -> None:
+        self._check_image_size()
+        if self.positions_per_image != "auto" and not positive_int(self.positions_per_image):
+            raise ValueError(f"positions_per_image must be a positive integer or 'auto', got {self.positions_per_image!r}")
+        if not 0.0 < self.coreset_fraction <= 1.0:
+            raise ValueError(f"coreset_fraction must lie in (0, 1], got {self.coreset_fraction}")
+        if self.projection_dim is not None and not positive_int(self.projection_dim):
+            raise ValueError(f"projection_dim must be a positive integer or None, got {self.projection_dim!r}")
+
+    def _fit(self, images: list[np.ndarray]) -> None:
+        self._validate()
+        with self._seeded() as rng:
+            self._build_extractor(self.weights)
+            vectors = self._sample_vectors(images, self._cache_per_image(self.positions_per_image, len(images)), rng)
+        count = max(1, round(self.coreset_fraction * len(vectors)))
+        chosen = greedy_coreset(vectors.to(self.device_), count, projection_dim=self.projection_dim, seed=self.seed)
+        self.bank_ = vectors[chosen].contiguous().to(self.device_)
+
+    def _position_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, s, s) → (B, s, s): distance to the nearest bank vector."""
+        batch, channels, height, width = features.shape
+        queries = features.permute(0, 2, 3, 1).reshape(-1, channels)
+        return nearest_distances(queries, self.bank_).reshape(batch, height, width)
+
+    def _head_state(self) -> dict[str, Any]:
+        return {"bank": self.bank_.cpu()}
+
+    def _load_head_state(self, state: dict[str, Any]) -> None:
+        self._validate()
+        self.bank_ = state["bank"].float().to(self.device_)

@@ -1,0 +1,182 @@
+"""Models on DFR's regional features: the shared base of DFR and the feature-space heads.
+
+A frozen backbone turns each image, resized to ``image_size``, into a regional feature map
+(C, S/4, S/4) (:mod:`dfr.features`); a head scores every position, and the position scores,
+resized bilinearly to the input's own size, are the anomaly map. DFR's head is a trained
+autoencoder; ``baselines`` adds a PCA residual and a patch memory bank on the same features.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dfr.backbones import build_backbone
+from dfr.features import RegionalFeatureExtractor
+from dfr.model import AnomalyModel
+from dfr.scoring import ScoringSettings
+
+#: Feature vectors cached for fitting by ``positions_per_image="auto"``, spread over the images.
+CACHED_VECTORS = 51_200
+INFERENCE_BATCH = 4
+
+
+def positive_int(value: Any) -> bool:
+    """Whether ``value`` is an ``int`` (not a bool) of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+class RegionalFeatureModel(AnomalyModel):
+    """Base of the models that score DFR's regional feature vectors position by position.
+
+    Subclasses implement ``_fit_head(images, rng)`` (after :meth:`_build_extractor`),
+    ``_position_scores(features)`` ((B, C, s, s) → (B, s, s), higher is more anomalous) and
+    ``_head_state()`` / ``_load_head_state(state)``; the backbone weights are saved here.
+
+    Args:
+        backbone: ``"vgg19"`` (plain torch, the paper's) or ``"timm:<model name>"`` (needs
+            ``dfr[timm]``; see docs/backbones.md and :func:`dfr.backbones.build_backbone`).
+        weights: ``"imagenet"`` (for VGG19 torchvision's checkpoint, fetched once and cached),
+            a path to a local checkpoint, or ``None`` for seeded random weights (tests only).
+        layers: backbone outputs to use; ``None`` takes the backbone's default (for VGG19 the
+            paper's 12 ReLU outputs relu1_1 … relu4_4, 3456 channels).
+        image_size: side S of the square network input, a multiple of 4.
+        reflect_padding: reflection instead of zero padding in VGG19, as in the paper.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "vgg19",
+        weights: str | None = "imagenet",
+        layers: tuple[str, ...] | list[str] | None = None,
+        image_size: int = 256,
+        reflect_padding: bool = True,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(scoring=scoring, seed=seed, device=device)
+        self.backbone = backbone
+        self.weights = weights
+        self.layers = None if layers is None else tuple(layers)
+        self.image_size = image_size
+        self.reflect_padding = reflect_padding
+
+    # ----------------------------------------------------------------- hooks for the heads
+
+    def _position_scores(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _head_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_head_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- features
+
+    def _check_image_size(self) -> None:
+        if self.image_size < 16 or self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
+
+    def _build_extractor(self, weights: str | None, warn: bool = True) -> None:
+        """Set ``extractor_``: the backbone (random weights seeded by ``seed``) and regional pooling."""
+        backbone = build_backbone(self.backbone, weights, reflect_padding=self.reflect_padding, seed=self.seed, warn=warn)
+        layers = backbone.default_layers if self.layers is None else self.layers
+        self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
+
+    @property
+    def positions(self) -> int:
+        """Positions of one regional feature map: (S/4)²."""
+        return (self.image_size // 4) ** 2
+
+    def _cache_per_image(self, rule: int | str, images: int) -> int:
+        """Positions to sample per image: ``rule`` itself, or for "auto" ``CACHED_VECTORS`` spread over ``images``."""
+        if rule == "auto":
+            return min(self.positions, math.ceil(CACHED_VECTORS / images))
+        return min(int(rule), self.positions)
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 1|3) float in [0, 1] → (3, S, S) tensor normalised for the backbone."""
+        size = self.image_size
+        shrink = image.shape[0] > size or image.shape[1] > size
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        resized = resized.reshape(size, size, -1)
+        if resized.shape[2] == 1:
+            resized = np.repeat(resized, 3, axis=2)
+        backbone = self.extractor_.backbone
+        mean, std = np.array(backbone.mean, np.float32), np.array(backbone.std, np.float32)
+        return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
+
+    def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
+        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
+
+        The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
+        """
+        name = type(self).__name__
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc=f"{name}: {desc}", unit="batch", disable=None if desc else True):
+            batch = torch.stack([self._preprocess(image) for image in images[start:start + batch_size]])
+            yield self.extractor_(batch.to(self.device_))
+
+    def _sample_vectors(self, images: list[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
+        """``per_image`` seeded random positions of every image's feature map: (n, C) float32 on CPU."""
+        per_image = min(per_image, self.positions)
+        samples = []
+        for features in self._feature_batches(images, "features"):
+            flat = features.flatten(2).cpu()
+            for one in flat:
+                chosen = torch.from_numpy(rng.choice(self.positions, size=per_image, replace=False))
+                samples.append(one[:, chosen].T.contiguous())
+        return torch.cat(samples)
+
+    # ----------------------------------------------------------------- maps and persistence
+
+    @torch.no_grad()
+    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        maps: list[np.ndarray] = []
+        for features in self._feature_batches(images, "anomaly maps"):
+            for scores in self._position_scores(features):
+                height, width = images[len(maps)].shape[:2]
+                resized = F.interpolate(scores[None, None], size=(height, width), mode="bilinear", align_corners=True)
+                maps.append(resized[0, 0].float().cpu().numpy())
+        return maps
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "backbone": self.extractor_.backbone.weights_state(self.extractor_.layers),
+            "backbone_origin": getattr(self.extractor_.backbone, "weights_origin", None),
+            **self._head_state(),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self._check_image_size()
+        self._build_extractor(None, warn=False)
+        self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
+        if state.get("backbone_origin") is not None:
+            self.extractor_.backbone.weights_origin = state["backbone_origin"]
+        self._load_head_state(state)
+
+
+def principal_components(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PCA of (n, C) vectors in float64: mean (C,), variances (C,) descending, components (C, C) as columns."""
+    data = vectors.double()
+    mean = data.mean(0)
+    centred = data - mean
+    covariance = centred.T @ centred / max(len(centred) - 1, 1)
+    variances, components = torch.linalg.eigh(covariance)
+    return mean, variances.flip(0).clamp_min(0), components.flip(1)
+
+
+def latent_size(variances: torch.Tensor, explained_variance: float) -> int:
+    """Fewest leading components whose variances keep ``explained_variance`` of the total."""
+    ratio = variances / variances.sum()
+    kept = int(torch.searchsorted(ratio.cumsum(0), torch.tensor(explained_variance, dtype=ratio.dtype))) + 1
+    return min(kept, len(variances))
