@@ -6,6 +6,7 @@ import pytest
 import dfr
 from baselines import CAE, STAE, ConvLSTMAE, PoolAE, inpaint_boxes
 from dfr.metrics import frame_auc, regularity_score
+from dfr.scoring import image_scores
 from tests.conftest import pixel_auc
 
 
@@ -147,7 +148,7 @@ def test_cae_finds_planted_blobs(cae, blobs):
     prediction = cae.predict(blobs["test"])
     assert pixel_auc(prediction.anomaly_maps, blobs["masks"]) >= 0.85
     assert prediction.anomaly_maps.shape == (8, 32, 32) and prediction.anomaly_maps.dtype == np.float32
-    assert np.allclose(prediction.scores, prediction.anomaly_maps.reshape(8, -1).max(1))
+    assert np.allclose(prediction.scores, image_scores(list(prediction.anomaly_maps), cae.scoring))
     assert cae.training_loss_[-1] < cae.training_loss_[0]
 
 
@@ -366,7 +367,7 @@ def test_pool_ae_threshold_counts_only_pixels_inside_the_region(pool):
     model = PoolAE("cpu", width=None, channels=(4, 4, 4, 4), crop_size=32, epochs=1, device="cpu")
     model.fit(images[:8], region_masks=regions[:8], validation=images[8:], validation_region_masks=regions[8:])
     maps = model.anomaly_map(images[8:], region_masks=regions[8:])
-    assert model.threshold_ == fit_threshold([m[r] for m, r in zip(maps, regions[8:])], model.target_fpr)
+    assert model.threshold_ == fit_threshold([m[r] for m, r in zip(maps, regions[8:])], model.scoring.target_fpr)
     assert model.score_stats_["pixel_median"] > 0  # not the zeros outside the region
 
 

@@ -26,7 +26,9 @@ def test_prediction_fields_are_consistent(fitted_dfr, brick):
     prediction = fitted_dfr.predict(brick.test[:3])
     assert len(prediction) == 3 and prediction.threshold == fitted_dfr.threshold_
     assert np.array_equal(prediction.masks, prediction.anomaly_maps > fitted_dfr.threshold_)
-    assert np.allclose(prediction.scores, prediction.anomaly_maps.reshape(3, -1).max(1))
+    # the default image score: the mean of the top 1 % of pixels (164 of 128 x 128)
+    top = np.sort(prediction.anomaly_maps.reshape(3, -1), axis=1)[:, -164:]
+    assert fitted_dfr.scoring.image_score == "top_mean" and np.allclose(prediction.scores, top.mean(1))
     for boxes, anomaly_map in zip(prediction.boxes, prediction.anomaly_maps):
         assert boxes.shape[1] == 5 and np.all(boxes[:, 4] > fitted_dfr.threshold_)
         assert np.all(boxes[:, 4] <= anomaly_map.max())
@@ -130,8 +132,22 @@ def test_threshold_gives_the_target_fpr_on_held_out_normals(brick):
     from dfr.synthetic import defect_dataset
 
     normals = defect_dataset("brick", n_train=40, n_test=0, size=64, seed=1).train
-    model = _tiny(epochs=3, target_fpr=0.02).fit(normals[:10], validation=normals[10:25])
+    model = _tiny(epochs=3, scoring={"target_fpr": 0.02}).fit(normals[:10], validation=normals[10:25])
     on_validation = np.mean(model.anomaly_map(normals[10:25]) > model.threshold_)
     on_unseen = np.mean(model.anomaly_map(normals[25:]) > model.threshold_)
     assert 0.02 - 1e-3 < on_validation <= 0.02
     assert abs(on_unseen - 0.02) < 0.01
+
+
+def test_cpu_preset_normalises_the_autoencoder_input(brick):
+    images = [image[:64, :64] for image in brick.train[:6]]
+    model = _tiny(epochs=1).fit(images)
+    features = torch.cat(list(model._feature_batches(images, None))).permute(0, 2, 3, 1).reshape(-1, 448)
+    normalised = (features - model.feature_shift_) / model.feature_scale_
+    # over the training positions: zero mean, mean channel variance one (one scale for all channels)
+    assert normalised.mean(0).abs().max() < 0.2 and normalised.var(0).mean() == pytest.approx(1.0, rel=0.2)
+    assert torch.allclose(normalised.var(0) * model.feature_scale_ ** 2, features.var(0), rtol=1e-3, atol=1e-12)
+    paper = _tiny(preset="paper", epochs=1).fit(images)
+    assert paper.feature_scale_ == 1.0 and not paper.feature_shift_.any()
+    with pytest.raises(ValueError, match="normalise must be True, False or None"):
+        _tiny(normalise="yes").fit(images)

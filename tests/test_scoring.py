@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from dfr.scoring import boxes_from_mask, fit_threshold, heatmap_range, score_statistics
+from dfr.scoring import (
+    ScoringSettings, boxes_from_mask, fit_threshold, heatmap_range, image_score, image_scores, score_statistics, smooth,
+)
 
 
 def test_threshold_meets_target_fpr_on_held_out_normals():
@@ -41,3 +43,36 @@ def test_heatmap_range_is_dataset_wide_with_threshold_mid_scale():
     stats = score_statistics([np.array([[0.0, 1.0], [2.0, 3.0]])])
     low, high = heatmap_range(stats, threshold=2.5)
     assert low == 1.5 and high == 3.5 and (low + high) / 2 == 2.5
+
+
+def test_smoothing_keeps_the_mass_of_a_point_and_zero_turns_it_off():
+    point = np.zeros((41, 41), np.float32)
+    point[20, 20] = 1.0
+    smoothed = smooth(point, 2.0)
+    assert smoothed.sum() == pytest.approx(1.0, rel=1e-3)
+    # a sampled 2-D Gaussian of sigma 2 peaks at about 1 / (2 pi sigma²)
+    assert smoothed[20, 20] == pytest.approx(1 / (2 * np.pi * 4), rel=0.02)
+    assert smoothed[20, 22] == pytest.approx(smoothed[20, 20] * np.exp(-0.5), rel=0.02)
+    assert smooth(point, 0) is point
+
+
+def test_image_scores_by_hand():
+    anomaly_map = np.arange(100, dtype=np.float32).reshape(10, 10)
+    assert image_score(anomaly_map, "max") == 99
+    assert image_score(anomaly_map, "mean") == 49.5
+    assert image_score(anomaly_map, "top_mean", 0.05) == 97  # mean of 95 … 99
+    assert image_score(anomaly_map, "top_mean", 0.001) == 99  # at least one pixel
+    settings = ScoringSettings(image_score="top_mean", top_fraction=0.02)
+    assert image_scores([anomaly_map, anomaly_map + 1], settings).tolist() == [98.5, 99.5]
+
+
+def test_scoring_settings_are_checked_up_front():
+    assert ScoringSettings.coerce(None) == ScoringSettings()
+    assert ScoringSettings.coerce({"target_fpr": 0.01}).target_fpr == 0.01
+    for bad, message in [({"target_fpr": 1.0}, "target_fpr"), ({"smoothing_sigma": -1}, "smoothing_sigma"),
+                         ({"image_score": "median"}, "image_score must be one of"), ({"top_fraction": 0}, "top_fraction"),
+                         ({"min_box_area": 2.5}, "min_box_area"), ({"sigma": 2}, "unknown scoring settings")]:
+        with pytest.raises(ValueError, match=message):
+            ScoringSettings.coerce(bad)
+    with pytest.raises(TypeError, match="scoring must be"):
+        ScoringSettings.coerce(0.005)
