@@ -54,7 +54,7 @@ class CAE(PixelModel):
     anomaly map is the source's heatmap: ``|input - reconstruction| x 255`` summed over a 4x4
     box (zero outside the image), computed at network resolution and resized to the input's
     size (bilinear when enlarging, area when shrinking). Its unit is therefore "grey levels summed over 16 pixels" (0 to 4080). Image
-    score: the map maximum.
+    score: by ``scoring`` (see :class:`dfr.scoring.ScoringSettings`).
 
     Args:
         preset: ``"source"`` (default: the notebook's 100x100 input, 32 channels, bottleneck

@@ -94,7 +94,7 @@ class PoolAE(PixelModel):
     resized to ``width`` pixels wide (aspect kept). The loss is the squared error inside the
     region only (weighted by the region's coverage of each network pixel). The anomaly map is
     the squared error averaged over the colour channels, resized to the input's size and set
-    to exactly zero outside the region. Image score: the map maximum.
+    to exactly zero outside the region (also after smoothing). Image score: by ``scoring``.
 
     ``fit(images, region_masks=...)``, ``predict(images, region_masks=...)`` and
     ``anomaly_map(images, region_masks=...)`` take one region per image (see
@@ -180,7 +180,7 @@ class PoolAE(PixelModel):
         return super().anomaly_map(self._pair(data, region_masks))
 
     def predict(self, data: ImageData, *, region_masks: RegionMasks = None) -> Prediction:
-        """Maps (zero outside the regions), image scores (map maxima), masks and boxes."""
+        """Maps (zero outside the regions), image scores, masks and boxes."""
         return super().predict(self._pair(data, region_masks))
 
     # ----------------------------------------------------------------- hooks

@@ -7,7 +7,7 @@ Layout of the output folder::
     masks/<name>.png      0/255 mask: map > threshold
     overlays/<name>.png   the input with the heatmap blended in and the boxes drawn
     boxes.json            threshold, colour scale and, per image, boxes [x0, y0, x1, y1, score]
-    scores.csv            name, score (image models: map maximum; video models: the frame
+    scores.csv            name, score (image models: the scoring settings' image score; video models: the frame
                           score, summed reconstruction error), number of boxes
     videos/<clip>.mp4     video models only: each clip's frames beside their heatmaps
 

@@ -13,7 +13,8 @@ class Prediction:
     Attributes:
         anomaly_maps: float32 array (N, H, W), or a list of (H, W) arrays when the inputs
             differ in size; each map is at its input's own resolution.
-        scores: float array (N,), one score per image or frame (the map maximum by default).
+        scores: float array (N,), one score per image or frame (by the model's
+            ``scoring.image_score``; video models: the frame score).
         masks: bool maps shaped like ``anomaly_maps``: ``map > threshold``.
         boxes: one float array (k, 5) per image: ``x0, y0, x1, y1, score`` in pixels, with
             ``x1``/``y1`` exclusive and the score the map maximum inside the box.

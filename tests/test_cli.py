@@ -112,3 +112,24 @@ def test_pool_model_with_one_region_mask_for_every_image(folders, tmp_path, caps
 def test_demo_refuses_unknown_models(tmp_path, capsys):
     assert main(["demo", "--models", "dfr,stea", "--out", str(tmp_path / "d")]) == 1
     assert "unknown or unavailable models ['stea']" in capsys.readouterr().err
+
+
+def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
+    import dfr
+    from baselines import PatchMemoryBank
+
+    train, test = folders
+    model_path = tmp_path / "bank.dfr"
+    assert main(["fit", "--model", "memory-bank", "--train", str(train), "--weights", "random", "--image-size", "32",
+                 "--smoothing-sigma", "0", "--image-score", "max", "--target-fpr", "0.01", "--out", str(model_path)]) == 0
+    model = dfr.load(model_path)
+    assert isinstance(model, PatchMemoryBank) and model.image_size == 32
+    assert (model.scoring.smoothing_sigma, model.scoring.image_score, model.scoring.target_fpr) == (0.0, "max", 0.01)
+    out = tmp_path / "out"
+    assert main(["predict", str(model_path), str(test), "--out", str(out)]) == 0
+    anomaly_map = np.load(out / "maps" / "t0.npy")
+    assert float((out / "scores.csv").read_text().splitlines()[1].split(",")[1]) == pytest.approx(anomaly_map.max(), rel=1e-5)
+    # options that do not apply to a head are refused
+    assert main(["fit", "--model", "pca-residual", "--train", str(train), "--preset", "cpu",
+                 "--out", str(tmp_path / "p.dfr")]) == 1
+    assert "--preset does not apply to pca-residual" in capsys.readouterr().err
