@@ -90,7 +90,7 @@ def run_preset(
     predict_seconds = time.perf_counter() - started
     peak_after = matmul_peak_gflops(seconds=2.0)
 
-    n_train = len(data.train) - round(model.validation_fraction * len(data.train))
+    n_train = len(data.train) - round(model.scoring.validation_fraction * len(data.train))
     settings = model.training_settings()
     epochs_run = len(model.training_loss_)
     positions = (size // 4) ** 2

@@ -22,11 +22,11 @@ PRESETS: dict[str, dict[str, Any]] = {
               "normalise": False},
     # CPU-practical: the same features and maps, but features are extracted once and a seeded
     # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
-    # images (512 per image for 100 images; every position for small sets). The paper's
-    # optimiser (Adam 1e-4) runs TRAINING_STEPS steps on batches of 1024 of them, whatever the
-    # number of images ("auto" epochs), and the first hidden layer is the paper's width capped
-    # at HIDDEN_CAP.
-    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-4, "epochs": "auto", "hidden": "capped",
+    # images (512 per image for 100 images; every position for small sets). The autoencoder
+    # sees centred features divided by one global scale ("normalise") and Adam at 1e-3 runs
+    # TRAINING_STEPS steps on batches of 1024 of them, whatever the number of images ("auto"
+    # epochs); the first hidden layer is the paper's width capped at HIDDEN_CAP. Why: docs/dfr.md.
+    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": "auto", "hidden": "capped",
             "normalise": True},
 }
 TRAINING_STEPS = 400

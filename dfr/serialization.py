@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 FORMAT = "dfr-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scoring settings gathered in one "scoring" parameter
 
 
 def write_model_file(path: str | os.PathLike, payload: dict[str, Any], *, overwrite: bool = True) -> None:

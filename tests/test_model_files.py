@@ -37,7 +37,7 @@ def test_foreign_files_are_refused(tmp_path):
         dfr.load(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="no such model file"):
         dfr.load(tmp_path / "missing.dfr")
-    torch.save({"format": "dfr-model", "format_version": 1, "model_class": "os.system"}, tmp_path / "cls.dfr")
+    torch.save({"format": "dfr-model", "format_version": serialization.FORMAT_VERSION, "model_class": "os.system"}, tmp_path / "cls.dfr")
     with pytest.raises(ValueError, match="not a dfr or baselines model"):
         dfr.load(tmp_path / "cls.dfr")
 
