@@ -6,7 +6,7 @@ import pytest
 import dfr
 from baselines import CAE, STAE, ConvLSTMAE, PoolAE, inpaint_boxes
 from dfr.metrics import frame_auc, regularity_score
-from dfr.scoring import image_scores
+from dfr.scoring import image_scores, smooth
 from tests.conftest import pixel_auc
 
 
@@ -161,6 +161,8 @@ def test_cae_map_is_the_box_summed_absolute_error(cae, blobs):
     error = np.pad(np.abs(image - reconstruction) * 255, 2)
     # the source's heatmap: a 4x4 box sum (rows and columns -2 … +1), zero outside the image
     expected = sum(error[dy : dy + 32, dx : dx + 32] for dy in range(4) for dx in range(4))
+    # then the shared smoothing of the scoring settings
+    expected = smooth(expected.astype(np.float32), cae.scoring.smoothing_sigma)
     np.testing.assert_allclose(cae.anomaly_map(image)[0], expected, rtol=1e-4, atol=1e-2)
 
 

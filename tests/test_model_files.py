@@ -13,8 +13,12 @@ def test_incompatible_format_version_is_refused(fitted_dfr, tmp_path, monkeypatc
     monkeypatch.setattr(serialization, "FORMAT_VERSION", 99)
     fitted_dfr.save(path)
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"format version 99 .*reads format version 1"):
+    with pytest.raises(ValueError, match=rf"format version 99 .*reads format version {serialization.FORMAT_VERSION}"):
         dfr.load(path)
+    # format 1 kept target_fpr, validation_fraction and min_box_area as separate parameters
+    torch.save({"format": "dfr-model", "format_version": 1, "params": {"target_fpr": 0.005}}, tmp_path / "old.dfr")
+    with pytest.raises(ValueError, match="format version 1 .*refit the model"):
+        dfr.load(tmp_path / "old.dfr")
 
 
 class _Payload:
