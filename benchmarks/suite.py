@@ -68,7 +68,8 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
         "metrics": evaluation, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
         "test_items": len(task.frames), "threshold": float(model.threshold_),
         "config": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                   for k, v in model.get_params().items()},
+                   for k, v in model.get_params().items() if k != "scoring"},
+        "scoring": model.scoring.to_dict(),
         "training_loss": [float(v) for v in getattr(model, "training_loss_", [])],
         "notes": task.notes,
     }

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dfr import scoring
-from dfr.io import ImageData, load_images, stack_if_same_size
+from dfr.io import load_images, stack_if_same_size
 from dfr.prediction import Prediction
 from dfr.scoring import ScoringSettings
 from dfr.serialization import read_model_file, write_model_file

@@ -89,3 +89,15 @@ def test_ucsd_pixel_metrics_only_over_clips_with_masks(tmp_path):
     result, _ = evaluate(task, prediction)
     assert result["pixel_auroc"] == 1.0 and result["pro_auc"] == 1.0
     assert result["pixel_evaluation"].startswith(f"{sum(covered)} of {len(covered)} test frames")
+
+
+def test_bench_runs_dfr_and_its_feature_heads_on_the_same_task(tmp_path):
+    from benchmarks.models import model_specs
+
+    specs = model_specs(None)
+    assert {"pca-residual", "memory-bank"} <= set(specs)
+    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
+    results = run_suite(mvtec_tasks(tmp_path / "data"), [specs["pca-residual"], specs["memory-bank"]], tmp_path / "out")
+    assert [r["model"] for r in results] == ["pca-residual", "memory-bank"]
+    for result in results:
+        assert 0.5 < result["metrics"]["pixel_auroc"] <= 1.0 and result["scoring"]["image_score"] == "top_mean"
