@@ -105,8 +105,7 @@ class PatchMemoryBank(RegionalFeatureModel):
 
     def _validate(self) -> None:
         self._check_image_size()
-        if self.positions_per_image != "auto" and not positive_int(self.positions_per_image):
-            raise ValueError(f"positions_per_image must be a positive integer or 'auto', got {self.positions_per_image!r}")
+        self._check_positions_per_image()
         if not 0.0 < self.coreset_fraction <= 1.0:
             raise ValueError(f"coreset_fraction must lie in (0, 1], got {self.coreset_fraction}")
         if self.projection_dim is not None and not positive_int(self.projection_dim):

@@ -61,8 +61,7 @@ class PCAResidual(RegionalFeatureModel):
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
         if self.latent_dim is not None and not positive_int(self.latent_dim):
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}")
-        if self.positions_per_image != "auto" and not positive_int(self.positions_per_image):
-            raise ValueError(f"positions_per_image must be a positive integer or 'auto', got {self.positions_per_image!r}")
+        self._check_positions_per_image()
 
     def _fit(self, images: list[np.ndarray]) -> None:
         self._validate()

@@ -86,6 +86,11 @@ class RegionalFeatureModel(AnomalyModel):
         if self.image_size < 16 or self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
 
+    def _check_positions_per_image(self) -> None:
+        """For the heads that cache sampled vectors: a positive integer or ``"auto"``."""
+        if self.positions_per_image != "auto" and not positive_int(self.positions_per_image):
+            raise ValueError(f"positions_per_image must be a positive integer or 'auto', got {self.positions_per_image!r}")
+
     def _build_extractor(self, weights: str | None, warn: bool = True) -> None:
         """Set ``extractor_``: the backbone (random weights seeded by ``seed``) and regional pooling."""
         backbone = build_backbone(self.backbone, weights, reflect_padding=self.reflect_padding, seed=self.seed, warn=warn)
