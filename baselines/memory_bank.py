@@ -68,8 +68,8 @@ class PatchMemoryBank(RegionalFeatureModel):
     size. The map is resized bilinearly to the input's size.
 
     Args:
-        backbone, weights, layers, image_size, reflect_padding: the features, as for
-            :class:`dfr.DFR`.
+        backbone, weights, layers, image_size, reflect_padding, official_border: the
+            features, as for :class:`dfr.DFR`.
         positions_per_image: positions sampled per training image, or ``"auto"`` (51 200
             vectors in all).
         coreset_fraction: share of the sampled vectors kept in the bank, in (0, 1]; 1 keeps all.
@@ -88,6 +88,7 @@ class PatchMemoryBank(RegionalFeatureModel):
         layers: tuple[str, ...] | list[str] | None = None,
         image_size: int = 256,
         reflect_padding: bool = True,
+        official_border: bool = False,
         positions_per_image: int | str = "auto",
         coreset_fraction: float = 0.1,
         projection_dim: int | None = 128,
@@ -97,14 +98,14 @@ class PatchMemoryBank(RegionalFeatureModel):
     ) -> None:
         super().__init__(
             backbone=backbone, weights=weights, layers=layers, image_size=image_size,
-            reflect_padding=reflect_padding, scoring=scoring, seed=seed, device=device,
+            reflect_padding=reflect_padding, official_border=official_border, scoring=scoring, seed=seed, device=device,
         )
         self.positions_per_image = positions_per_image
         self.coreset_fraction = coreset_fraction
         self.projection_dim = projection_dim
 
     def _validate(self) -> None:
-        self._check_image_size()
+        self._check_features()
         self._check_positions_per_image()
         if not 0.0 < self.coreset_fraction <= 1.0:
             raise ValueError(f"coreset_fraction must lie in (0, 1], got {self.coreset_fraction}")

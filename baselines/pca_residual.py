@@ -20,8 +20,8 @@ class PCAResidual(RegionalFeatureModel):
     ``d``, in the same unit as DFR's map. The map is resized bilinearly to the input's size.
 
     Args:
-        backbone, weights, layers, image_size, reflect_padding: the features, as for
-            :class:`dfr.DFR`.
+        backbone, weights, layers, image_size, reflect_padding, official_border: the
+            features, as for :class:`dfr.DFR`.
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead.
         positions_per_image: positions sampled per training image for the PCA, or ``"auto"``
@@ -40,6 +40,7 @@ class PCAResidual(RegionalFeatureModel):
         layers: tuple[str, ...] | list[str] | None = None,
         image_size: int = 256,
         reflect_padding: bool = True,
+        official_border: bool = False,
         explained_variance: float = 0.9,
         latent_dim: int | None = None,
         positions_per_image: int | str = "auto",
@@ -49,14 +50,14 @@ class PCAResidual(RegionalFeatureModel):
     ) -> None:
         super().__init__(
             backbone=backbone, weights=weights, layers=layers, image_size=image_size,
-            reflect_padding=reflect_padding, scoring=scoring, seed=seed, device=device,
+            reflect_padding=reflect_padding, official_border=official_border, scoring=scoring, seed=seed, device=device,
         )
         self.explained_variance = explained_variance
         self.latent_dim = latent_dim
         self.positions_per_image = positions_per_image
 
     def _validate(self) -> None:
-        self._check_image_size()
+        self._check_features()
         if not 0.0 < self.explained_variance <= 1.0:
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
         if self.latent_dim is not None and not positive_int(self.latent_dim):

@@ -52,6 +52,9 @@ class DFR(RegionalFeatureModel):
             paper's 12 ReLU outputs relu1_1 … relu4_4, 3456 channels).
         image_size: side S of the square network input, a multiple of 4.
         reflect_padding: reflection instead of zero padding in VGG19, as in the paper.
+        official_border: VGG19 layers followed by a conv keep their 1-pixel reflection border,
+            as the official DFR code returns them (to reproduce published numbers; see
+            docs/dfr.md); needs ``backbone="vgg19"`` and ``reflect_padding``.
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead of choosing it by PCA.
         pca_samples: feature vectors sampled across all training images for the PCA.
@@ -89,6 +92,7 @@ class DFR(RegionalFeatureModel):
         layers: tuple[str, ...] | list[str] | None = None,
         image_size: int = 256,
         reflect_padding: bool = True,
+        official_border: bool = False,
         explained_variance: float = 0.9,
         latent_dim: int | None = None,
         pca_samples: int = 8192,
@@ -104,7 +108,7 @@ class DFR(RegionalFeatureModel):
     ) -> None:
         super().__init__(
             backbone=backbone, weights=weights, layers=layers, image_size=image_size,
-            reflect_padding=reflect_padding, scoring=scoring, seed=seed, device=device,
+            reflect_padding=reflect_padding, official_border=official_border, scoring=scoring, seed=seed, device=device,
         )
         self.preset = preset
         self.explained_variance = explained_variance
@@ -124,7 +128,7 @@ class DFR(RegionalFeatureModel):
         return self._preset_settings(PRESETS)
 
     def _validate(self) -> None:
-        self._check_image_size()
+        self._check_features()
         if not 0.0 < self.explained_variance <= 1.0:
             raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
         settings = self.training_settings()

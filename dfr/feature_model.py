@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dfr.backbones import build_backbone
+from dfr.backbones import build_backbone, check_official_border
 from dfr.features import RegionalFeatureExtractor
 from dfr.model import AnomalyModel
 from dfr.scoring import ScoringSettings
@@ -47,6 +47,9 @@ class RegionalFeatureModel(AnomalyModel):
             paper's 12 ReLU outputs relu1_1 … relu4_4, 3456 channels).
         image_size: side S of the square network input, a multiple of 4.
         reflect_padding: reflection instead of zero padding in VGG19, as in the paper.
+        official_border: VGG19 layers followed by a conv keep their 1-pixel reflection border,
+            as the official DFR code returns them (to reproduce published numbers; see
+            docs/dfr.md); needs ``backbone="vgg19"`` and ``reflect_padding``.
         scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
@@ -58,6 +61,7 @@ class RegionalFeatureModel(AnomalyModel):
         layers: tuple[str, ...] | list[str] | None = None,
         image_size: int = 256,
         reflect_padding: bool = True,
+        official_border: bool = False,
         scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -68,6 +72,7 @@ class RegionalFeatureModel(AnomalyModel):
         self.layers = None if layers is None else tuple(layers)
         self.image_size = image_size
         self.reflect_padding = reflect_padding
+        self.official_border = official_border
 
     # ----------------------------------------------------------------- hooks for the heads
 
@@ -82,9 +87,11 @@ class RegionalFeatureModel(AnomalyModel):
 
     # ----------------------------------------------------------------- features
 
-    def _check_image_size(self) -> None:
+    def _check_features(self) -> None:
+        """Check ``image_size`` and the backbone options before any backbone is built."""
         if self.image_size < 16 or self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 and at least 16, got {self.image_size}")
+        check_official_border(self.backbone, self.reflect_padding, self.official_border)
 
     def _check_positions_per_image(self) -> None:
         """For the heads that cache sampled vectors: a positive integer or ``"auto"``."""
@@ -93,7 +100,10 @@ class RegionalFeatureModel(AnomalyModel):
 
     def _build_extractor(self, weights: str | None, warn: bool = True) -> None:
         """Set ``extractor_``: the backbone (random weights seeded by ``seed``) and regional pooling."""
-        backbone = build_backbone(self.backbone, weights, reflect_padding=self.reflect_padding, seed=self.seed, warn=warn)
+        backbone = build_backbone(
+            self.backbone, weights, reflect_padding=self.reflect_padding, official_border=self.official_border,
+            seed=self.seed, warn=warn,
+        )
         layers = backbone.default_layers if self.layers is None else self.layers
         self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
 
@@ -162,7 +172,7 @@ class RegionalFeatureModel(AnomalyModel):
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self._check_image_size()
+        self._check_features()
         self._build_extractor(None, warn=False)
         self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
         if state.get("backbone_origin") is not None:

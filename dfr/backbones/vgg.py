@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -52,12 +53,21 @@ class VGG19(nn.Module):
     Args:
         reflect_padding: pad convolutions by reflection instead of zeros (as DFR's authors did);
             the parameters are the same either way.
+        official_border: reproduce DFR's official code, which pads by separate reflection-pad
+            layers and returns every ReLU output that a conv follows (``relu1_1``, ``relu2_1``,
+            ``relu3_1`` … ``relu3_3``, …) with its 1-pixel reflection border still on (h + 2,
+            w + 2); the last ReLU of each block is returned as is. Needs ``reflect_padding``.
         with_classifier: also build the ImageNet classifier head (only needed to hold a full
             torchvision checkpoint; feature extraction never uses it).
     """
 
-    def __init__(self, *, reflect_padding: bool = False, with_classifier: bool = False) -> None:
+    def __init__(
+        self, *, reflect_padding: bool = False, official_border: bool = False, with_classifier: bool = False
+    ) -> None:
         super().__init__()
+        if official_border and not reflect_padding:
+            raise ValueError("official_border=True needs reflect_padding=True (the official code pads by reflection)")
+        self.official_border = official_border
         padding_mode = "reflect" if reflect_padding else "zeros"
         layers: list[nn.Module] = []
         in_channels = 3
@@ -94,7 +104,8 @@ class VGG19(nn.Module):
     def forward_features(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run ``x`` (N, 3, H, W), ImageNet-normalised, up to the deepest requested layer.
 
-        Returns ``{layer name: activation (N, C, H / 2**(block-1), W / 2**(block-1))}``.
+        Returns ``{layer name: activation (N, C, H / 2**(block-1), W / 2**(block-1))}``; with
+        ``official_border``, a layer followed by a conv comes reflection-padded by 1 pixel (h + 2, w + 2).
         """
         self.layer_channels(layers)
         wanted = {RELU_LAYERS[name]: name for name in layers}
@@ -102,7 +113,8 @@ class VGG19(nn.Module):
         for index, module in enumerate(self.features[: max(wanted) + 1]):
             x = module(x)
             if index in wanted:
-                outputs[wanted[index]] = x
+                bordered = self.official_border and isinstance(self.features[index + 1], nn.Conv2d)
+                outputs[wanted[index]] = F.pad(x, (1, 1, 1, 1), mode="reflect") if bordered else x
         return outputs
 
 
@@ -124,7 +136,12 @@ class VGG19(nn.Module):
 
 
 def vgg19(
-    weights: str | os.PathLike | None, *, reflect_padding: bool = False, seed: int = 0, warn: bool = True
+    weights: str | os.PathLike | None,
+    *,
+    reflect_padding: bool = False,
+    official_border: bool = False,
+    seed: int = 0,
+    warn: bool = True,
 ) -> VGG19:
     """A frozen VGG19 in eval mode.
 
@@ -133,13 +150,13 @@ def vgg19(
             ``torch.hub.load_state_dict_from_url`` (hash-checked, cached in torch's hub folder);
             a path loads a local copy of that checkpoint; ``None`` gives seeded random weights,
             with a warning, for tests only.
-        reflect_padding: see :class:`VGG19`.
+        reflect_padding, official_border: see :class:`VGG19`.
         seed: seed of the random weights when ``weights`` is ``None``.
         warn: warn about random weights (off when the weights are loaded from a model file next).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = VGG19(reflect_padding=reflect_padding)
+        model = VGG19(reflect_padding=reflect_padding, official_border=official_border)
     if weights is None and warn:
         warnings.warn(
             "VGG19 with random weights (weights=None): anomaly maps then only serve for testing; "
