@@ -5,13 +5,22 @@ import argparse
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from dfr import cli as model_cli
 
 DATASETS = ("mvtec", "ucsd", "pool")
 DEMO_MODELS = "dfr,dfr-effnet,pca-residual-effnet,memory-bank-effnet,cae,stae,convlstm,poolae"
-FIT_MODELS = ("dfr", "pca-residual", "memory-bank", "cae", "stae", "convlstm", "poolae")
+
+
+def fit_classes() -> dict[str, type]:
+    """``dfr fit --model`` name → model class: DFR and every baseline."""
+    import baselines
+    from dfr import DFR
+
+    return {"dfr": DFR, "pca-residual": baselines.PCAResidual, "memory-bank": baselines.PatchMemoryBank,
+            "cae": baselines.CAE, "stae": baselines.STAE, "convlstm": baselines.ConvLSTMAE, "poolae": baselines.PoolAE}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -128,20 +137,12 @@ def run_demo(args: argparse.Namespace) -> None:
     print(f"demo: {len(results)} runs in {time.perf_counter() - started:.0f} s; open {out / 'index.md'}")
 
 
-def run_fit(args: argparse.Namespace) -> None:
-    """``dfr fit`` for DFR and every baseline."""
-    import baselines
-    from dfr import DFR
-
-    classes = {"dfr": DFR, "pca-residual": baselines.PCAResidual, "memory-bank": baselines.PatchMemoryBank,
-               "cae": baselines.CAE, "stae": baselines.STAE, "convlstm": baselines.ConvLSTMAE, "poolae": baselines.PoolAE}
-    model_cli.run_fit(args, classes)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser, commands = model_cli.build_parser(FIT_MODELS)
+    classes = fit_classes()
+    parser, commands = model_cli.build_parser(classes)
     add_commands(commands)
-    runners = {**model_cli.RUNNERS, "fit": run_fit, "bench": run_bench, "demo": run_demo}
+    runners = {**model_cli.RUNNERS, "fit": partial(model_cli.run_fit, classes=classes), "bench": run_bench,
+               "demo": run_demo}
     return model_cli.run(parser, runners, argv)
 
 

@@ -5,19 +5,26 @@
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import inspect
+import re
 import sys
 import time
+import types
+import typing
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
+from dfr.dfr_model import DFR
 from dfr.scoring import IMAGE_SCORES, ScoringSettings
 
 EXAMPLES = {
     "fit": "examples:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr\n"
-           "  dfr fit --model stae --preset cpu --train UCSDped2/Train --out ped2.dfr",
+           "  dfr fit --model stae --preset cpu --train UCSDped2/Train --out ped2.dfr\n"
+           "  dfr fit --model memory-bank --backbone timm:tf_efficientnet_lite0 --weights imagenet \\\n"
+           "      --layers stage1,stage2,stage3 --coreset-fraction 0.05 --train data/bottle/train/good --out bank.dfr",
     "predict": "examples:\n  dfr predict bottle.dfr data/bottle/test/broken_large --out results/\n"
                "  dfr predict ped2.dfr UCSDped2/Test --out ped2-results/   # a video model: every clip folder",
 }
@@ -32,8 +39,99 @@ def _weights(value: str) -> str | None:
     return value
 
 
-def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """The ``dfr`` parser with ``fit`` (for the named ``models``) and ``predict``, and its sub-command group."""
+# Constructor arguments with flags of their own, not generated from the signatures.
+OWN_FLAGS = ("weights", "scoring", "seed", "device")
+
+
+def parse_value(text: str, annotation: Any) -> Any:
+    """A command-line string as a value of the type hint ``annotation`` (e.g. ``int | str | None``).
+
+    Tried in this order, among the types the hint allows: ``none`` → None; ``true`` / ``false``
+    → bool; an int; a float; for a sequence hint (``tuple[str, ...]``, ``Sequence[int]``) a
+    comma-separated list, each item parsed as the element type; the string itself. Anything
+    else raises a ValueError naming the value and the types expected.
+    """
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    allowed = typing.get_args(annotation) if union else (annotation,)
+    word = text.strip().lower()
+    if type(None) in allowed and word == "none":
+        return None
+    if bool in allowed and word in ("true", "false"):
+        return word == "true"
+    for kind in (int, float):
+        if kind in allowed:
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    for kind in allowed:
+        if typing.get_origin(kind) in (tuple, list, collections.abc.Sequence):
+            return [parse_value(item.strip(), typing.get_args(kind)[0]) for item in text.split(",")]
+    if str in allowed:
+        return text
+    names = {type(None): "none", bool: "true or false"}
+    expected = " or ".join(names.get(kind, getattr(kind, "__name__", str(kind))) for kind in allowed)
+    raise ValueError(f"{text!r} is not {expected}")
+
+
+def _shown(value: Any) -> str:
+    """A default as it would be typed on the command line (see :func:`parse_value`)."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(_shown(item) for item in value)
+    return str(value)
+
+
+def _constructor_arguments(classes: dict[str, type]) -> dict[str, dict[str, inspect.Parameter]]:
+    """Argument name → {model name: its constructor parameter}, for every argument but ``OWN_FLAGS``."""
+    arguments: dict[str, dict[str, inspect.Parameter]] = {}
+    for model, model_class in classes.items():
+        for name, parameter in inspect.signature(model_class, eval_str=True).parameters.items():
+            if name not in OWN_FLAGS:
+                arguments.setdefault(name, {})[model] = parameter
+    return arguments
+
+
+def _argument_docs(model_class: type) -> dict[str, str]:
+    """First sentence of each argument's entry in the ``Args:`` section of the class docstring, markup removed."""
+    _, _, section = (inspect.getdoc(model_class) or "").partition("Args:\n")
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in section.splitlines():
+        entry = re.fullmatch(r"    (\w[\w, ]*): (.*)", line)
+        if entry:
+            names = [name.strip() for name in entry.group(1).split(",")]
+            docs.update({name: entry.group(2) for name in names})
+        elif line.startswith("        "):
+            docs.update({name: f"{docs[name]} {line.strip()}" for name in names})
+        else:
+            break
+    plain = {name: re.sub(r":\w+:`([^`]*)`", r"\1", text).replace("``", "") for name, text in docs.items()}
+    return {name: text.split(". ")[0].rstrip(".") + "." for name, text in plain.items()}
+
+
+def _argument_help(name: str, parameters: dict[str, inspect.Parameter], docs: dict[str, str]) -> str:
+    """``<first sentence> (models; default value)``, or one default per group of models when they differ."""
+    by_default: dict[str, list[str]] = {}
+    for model, parameter in parameters.items():
+        by_default.setdefault(_shown(parameter.default), []).append(model)
+    if len(by_default) == 1:
+        [(default, models)] = by_default.items()
+        where = f"{', '.join(models)}; default {default}"
+    else:
+        where = "; ".join(f"{', '.join(models)}: default {default}" for default, models in by_default.items())
+    text = f"{docs[name]} ({where})" if name in docs else f"({where})"
+    return text.replace("%", "%%")
+
+
+def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The ``dfr`` parser with ``fit`` and ``predict``, and its sub-command group.
+
+    ``classes`` maps each ``--model`` name of ``fit`` to its model class (default: DFR only);
+    every constructor argument of those classes becomes a flag of ``fit`` (see :func:`run_fit`).
+    """
+    classes = classes or {"dfr": DFR}
     parser = argparse.ArgumentParser(
         prog="dfr",
         description="Unsupervised anomaly segmentation: fit on normal images, predict maps, masks and boxes.",
@@ -45,7 +143,7 @@ def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentPar
         "fit", help="train a model on normal images or clips and write one model file",
         epilog=EXAMPLES["fit"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fit.add_argument("--model", choices=models, default="dfr", help="which model (default dfr)")
+    fit.add_argument("--model", choices=list(classes), default="dfr", help="which model (default dfr)")
     fit.add_argument("--train", required=True, help="folder of normal (defect-free) training images; for video "
                      "models a folder of clip folders, or one clip folder")
     fit.add_argument("--validation", help="held-out normal images (or clips) for the threshold "
@@ -53,14 +151,20 @@ def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentPar
     fit.add_argument("--region-masks", help="models with region masks (poolae): one mask image for every "
                      "training image, or a folder of masks in the images' order; pixels > 0 are inside")
     fit.add_argument("--validation-region-masks", help="the same for --validation")
-    fit.add_argument("--preset", help="DFR: cpu (default; practical on a CPU) or paper (the authors' settings, for "
-                     "a GPU); raw-pixel baselines: source (default) or cpu; the feature heads have none")
     fit.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
                      help="DFR's and the feature heads' backbone weights: imagenet (default; for VGG19 downloaded "
                           "once and cached), random (tests only) or a checkpoint path")
-    fit.add_argument("--backbone", help="DFR and the feature heads: vgg19 (default) or timm:<model name>")
-    fit.add_argument("--image-size", type=int, help="network input side in pixels (default: the model's)")
-    fit.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    model_flags = fit.add_argument_group(
+        "model arguments",
+        "The chosen model's constructor arguments (Python: help(dfr.DFR), help(baselines.CAE), ...); an\n"
+        "omitted flag takes the constructor's default. Values: numbers, true/false, none, words, and\n"
+        "comma-separated lists (--layers relu1_1,relu2_1).")
+    docs: dict[str, str] = {}
+    for model_class in reversed(classes.values()):
+        docs.update(_argument_docs(model_class))  # the first model that documents an argument wins
+    for name, parameters in _constructor_arguments(classes).items():
+        model_flags.add_argument(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS,
+                                 help=_argument_help(name, parameters, docs))
     defaults = ScoringSettings()
     fit.add_argument("--target-fpr", type=float, default=defaults.target_fpr,
                      help=f"fraction of normal pixels allowed above the threshold (default {defaults.target_fpr})")
@@ -93,27 +197,34 @@ def build_parser(models: Sequence[str] = ("dfr",)) -> tuple[argparse.ArgumentPar
 
 
 def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) -> None:
-    """``dfr fit``; ``classes`` maps each ``--model`` name to its model class (default: DFR only)."""
-    from dfr import DFR
+    """``dfr fit``; ``classes`` maps each ``--model`` name to its model class, as for :func:`build_parser`.
 
+    Each constructor-argument flag given is parsed by :func:`parse_value` with the chosen
+    model's type hint and passed to its constructor; one the model does not take is refused.
+    """
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: file exists (use --overwrite to replace it)")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: no such folder for the model file")
-    model_class = (classes or {"dfr": DFR})[args.model]
-    options = {"preset": args.preset, "backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs}
-    options = {name: value for name, value in options.items() if value is not None}  # None: the model's default
-    if "weights" in vars(args):
-        options["weights"] = args.weights
-    for name in options:
-        if name not in inspect.signature(model_class).parameters:
-            raise ValueError(f"--{name.replace('_', '-')} does not apply to {args.model}")
+    classes = classes or {"dfr": DFR}
+    parameters = inspect.signature(classes[args.model], eval_str=True).parameters
+    options = {}
+    for name in [*_constructor_arguments(classes), "weights"]:
+        if name not in vars(args):
+            continue
+        flag, value = f"--{name.replace('_', '-')}", vars(args)[name]
+        if name not in parameters:
+            raise ValueError(f"{flag} does not apply to {args.model}")
+        try:
+            options[name] = value if name == "weights" else parse_value(value, parameters[name].annotation)
+        except ValueError as error:
+            raise ValueError(f"{flag}: {error}") from None
     scoring = ScoringSettings(
         target_fpr=args.target_fpr, smoothing_sigma=args.smoothing_sigma, image_score=args.image_score,
         top_fraction=args.top_fraction, min_box_area=args.min_box_area,
     )
-    model = model_class(scoring=scoring, seed=args.seed, device=args.device, **options)
+    model = classes[args.model](scoring=scoring, seed=args.seed, device=args.device, **options)
     train = _read_inputs(model, [args.train])
     validation = _read_inputs(model, [args.validation]) if args.validation else None
     regions = {}

@@ -133,3 +133,62 @@ def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
     assert main(["fit", "--model", "pca-residual", "--train", str(train), "--preset", "cpu",
                  "--out", str(tmp_path / "p.dfr")]) == 1
     assert "--preset does not apply to pca-residual" in capsys.readouterr().err
+
+
+def test_parse_value_follows_the_type_hint():
+    from typing import Optional, Sequence
+
+    from dfr.cli import parse_value
+
+    assert parse_value("3", int | None) == 3 and parse_value("none", int | None) is None
+    assert parse_value("1e-3", float | None) == 1e-3 and parse_value("2", float) == 2.0
+    assert parse_value("false", bool | None) is False and parse_value("True", bool) is True
+    assert parse_value("auto", int | str | None) == "auto" and parse_value("512", int | str | None) == 512
+    assert parse_value("relu1_1,relu2_1", tuple[str, ...] | list[str] | None) == ["relu1_1", "relu2_1"]
+    assert parse_value("relu1_1", tuple[str, ...] | list[str] | None) == ["relu1_1"]
+    assert parse_value("1, 2", Optional[Sequence[int]]) == [1, 2]
+    with pytest.raises(ValueError, match="'three' is not int or none"):
+        parse_value("three", int | None)
+    with pytest.raises(ValueError, match="'yes' is not true or false"):
+        parse_value("yes", bool)
+
+
+def test_fit_flags_mirror_the_constructors(folders, tmp_path, capsys):
+    import dfr
+
+    train, _ = folders
+    common = ["--train", str(train), "--weights", "random", "--backbone", "vgg19", "--layers", "relu1_1,relu2_1",
+              "--image-size", "32"]
+    bank_path = tmp_path / "bank.dfr"
+    assert main(["fit", "--model", "memory-bank", *common, "--coreset-fraction", "0.5", "--projection-dim", "none",
+                 "--positions-per-image", "40", "--official-border", "true", "--out", str(bank_path)]) == 0
+    bank = dfr.load(bank_path)
+    assert (bank.layers, bank.image_size, bank.coreset_fraction) == (("relu1_1", "relu2_1"), 32, 0.5)
+    assert bank.projection_dim is None and bank.positions_per_image == 40 and bank.official_border is True
+    dfr_path = tmp_path / "dfr.dfr"
+    assert main(["fit", *common, "--latent-dim", "3", "--learning-rate", "1e-3", "--normalise", "false",
+                 "--epochs", "2", "--hidden", "16", "--out", str(dfr_path)]) == 0
+    model = dfr.load(dfr_path)
+    assert (model.latent_dim, model.learning_rate, model.normalise, model.epochs) == (3, 1e-3, False, 2)
+    assert model.latent_dim_ == 3 and model.autoencoder_.encoder[0].out_channels == 16
+    assert model.preset == "cpu" and model.explained_variance == 0.9  # omitted flags: the constructor's defaults
+    capsys.readouterr()
+
+    # bad values: the constructor's own message, or the parser's when the type does not fit
+    out = ["--out", str(tmp_path / "bad.dfr")]
+    assert main(["fit", "--model", "memory-bank", *common, "--coreset-fraction", "2", *out]) == 1
+    assert "coreset_fraction must lie in (0, 1], got 2.0" in capsys.readouterr().err
+    assert main(["fit", *common, "--latent-dim", "three", *out]) == 1
+    assert "--latent-dim: 'three' is not int or none" in capsys.readouterr().err
+    # a flag of another model is refused
+    assert main(["fit", "--model", "pca-residual", *common, "--coreset-fraction", "0.5", *out]) == 1
+    assert "--coreset-fraction does not apply to pca-residual" in capsys.readouterr().err
+
+
+def test_fit_help_names_the_models_and_defaults_of_each_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--coreset-fraction CORESET_FRACTION share of the sampled vectors kept in the bank" in text
+    assert "(memory-bank; default 0.1)" in text and "(dfr, pca-residual; default 0.9)" in text
+    assert "(dfr: default cpu; cae, stae, convlstm, poolae: default source)" in text
