@@ -73,6 +73,8 @@ class PatchMemoryBank(RegionalFeatureModel):
         positions_per_image: positions sampled per training image, or ``"auto"`` (51 200
             vectors in all).
         coreset_fraction: share of the sampled vectors kept in the bank, in (0, 1]; 1 keeps all.
+            The default 5 % scored as well as 10 % on the validation textures at half the
+            search cost (docs/feature_heads.md).
         projection_dim: dimensions of the random projection used to pick the coreset
             (``None``: none).
         scoring, seed, device: see :class:`dfr.AnomalyModel`.
@@ -90,7 +92,7 @@ class PatchMemoryBank(RegionalFeatureModel):
         reflect_padding: bool = True,
         official_border: bool = False,
         positions_per_image: int | str = "auto",
-        coreset_fraction: float = 0.1,
+        coreset_fraction: float = 0.05,
         projection_dim: int | None = 128,
         scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,

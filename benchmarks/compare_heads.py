@@ -16,6 +16,7 @@ from the same raw maps::
     python benchmarks/compare_heads.py --backbone vgg --image-size 128 --split test
     python benchmarks/compare_heads.py --split validation --sigmas 0 2 4 8 --image-scores max top_mean mean
     python benchmarks/compare_heads.py --split validation --heads dfr --dfr-settings '{"learning_rate": 1e-3}'
+    python benchmarks/compare_heads.py --split validation --layers stage0,stage1,stage2,stage3,stage4
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def build(head: str, args: argparse.Namespace):
     import baselines
 
     backbone, weights = BACKBONES[args.backbone]
-    common = {"backbone": backbone, "weights": weights, "image_size": args.image_size, "scoring": RAW, "seed": args.seed}
+    common = {"backbone": backbone, "weights": weights, "layers": args.layers, "image_size": args.image_size,
+              "scoring": RAW, "seed": args.seed}
     if head in ("dfr", "dfr-paper"):
         return DFR("cpu" if head == "dfr" else "paper", **common, **args.dfr_settings)
     if head == "pca-residual":
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=40, help="test images per texture, a quarter good (default 40)")
     parser.add_argument("--size", type=int, default=256, help="image side of the data (default 256)")
     parser.add_argument("--image-size", type=int, default=256, help="network input side (default 256)")
+    parser.add_argument("--layers", type=lambda value: value.split(","),
+                        help="backbone layers for every head, comma-separated (default: the backbone's)")
     parser.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[defaults.smoothing_sigma],
                         help=f"smoothing sigmas to evaluate, in pixels (default {defaults.smoothing_sigma})")
@@ -119,7 +123,8 @@ def main() -> None:
 
     backbone, weights = BACKBONES[args.backbone]
     print(f"\n{backbone} ({weights or 'random weights'}), {args.split} split, {args.train} training and {args.test} "
-          f"test images of {args.size}² per texture, network input {args.image_size}², model seed {args.seed}")
+          f"test images of {args.size}² per texture, network input {args.image_size}², "
+          f"layers {','.join(args.layers) if args.layers else 'default'}, model seed {args.seed}")
     header = f"{'texture':8} {'head':13} {'sigma':>5} {'score':>8} {'image AUROC':>11} {'pixel AUROC':>11} " \
              f"{'PRO-AUC':>7} {'fit s':>6} {'pred img/s':>10} {'peak RSS GiB':>12}"
     print(header)

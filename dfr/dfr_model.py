@@ -19,15 +19,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # REFERENCE.md §1 as the authors ran it: full 64x64 maps computed on the fly, batches of
     # 4 images, Adam 1e-4, 150 epochs, hidden width (C + 2d) // 2. Meant for a GPU.
     "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper",
-              "normalise": False},
+              "normalise": False, "input_noise": 0.0},
     # CPU-practical: the same features and maps, but features are extracted once and a seeded
     # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
     # images (512 per image for 100 images; every position for small sets). The autoencoder
-    # sees centred features divided by one global scale ("normalise") and Adam at 1e-3 runs
+    # sees centred features divided by one global scale ("normalise"), learns to remove Gaussian
+    # noise added to them (a denoising autoencoder, "input_noise"), and Adam at 1e-3 runs
     # TRAINING_STEPS steps on batches of 1024 of them, whatever the number of images ("auto"
-    # epochs); the first hidden layer is the paper's width capped at HIDDEN_CAP. Why: docs/dfr.md.
-    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": "auto", "hidden": "capped",
-            "normalise": True},
+    # epochs); the first hidden layer is 512 wide whatever C. Why: docs/dfr.md.
+    "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": "auto", "hidden": 512,
+            "normalise": True, "input_noise": 1.0},
 }
 TRAINING_STEPS = 400
 HIDDEN_CAP = 512
@@ -58,9 +59,9 @@ class DFR(RegionalFeatureModel):
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead of choosing it by PCA.
         pca_samples: feature vectors sampled across all training images for the PCA.
-        hidden: width h of the outer hidden layers: a number, ``"paper"`` for (C + 2d) // 2 or
-            ``"capped"`` (the cpu preset's) for that capped at ``HIDDEN_CAP`` = 512; ``None``
-            takes the preset's rule.
+        hidden: width h of the outer hidden layers: a number (the cpu preset's: 512),
+            ``"paper"`` for (C + 2d) // 2 or ``"capped"`` for that capped at ``HIDDEN_CAP`` =
+            512; ``None`` takes the preset's.
         positions_per_image: ``None`` takes the preset's; the paper preset trains on whole
             maps (batches of ``batch_size`` images); a number caches that many sampled
             positions per image and trains on those vectors (batches of ``batch_size``
@@ -73,6 +74,11 @@ class DFR(RegionalFeatureModel):
             μ the mean feature vector and s the root mean channel variance of the PCA sample
             (one scale for all channels, so their relative weight in the loss is unchanged);
             the map is then in units of s². ``None`` takes the preset's (cpu: on, paper: off).
+        input_noise: train as a denoising autoencoder: Gaussian noise of standard deviation
+            ``input_noise`` x s is added to each training input, while the target stays the
+            clean features, so the network learns to pull vectors back towards normal ones
+            rather than to copy whatever it gets. 0 turns it off. ``None`` takes the preset's
+            (cpu: 1, paper: 0).
         scoring, seed, device: see :class:`AnomalyModel`.
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
@@ -102,6 +108,7 @@ class DFR(RegionalFeatureModel):
         batch_size: int | None = None,
         learning_rate: float | None = None,
         normalise: bool | None = None,
+        input_noise: float | None = None,
         scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -120,6 +127,7 @@ class DFR(RegionalFeatureModel):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.normalise = normalise
+        self.input_noise = input_noise
 
     # ----------------------------------------------------------------- configuration
 
@@ -141,6 +149,9 @@ class DFR(RegionalFeatureModel):
             raise ValueError(f"hidden must be a positive integer, 'paper' or 'capped', got {settings['hidden']!r}")
         if not isinstance(settings["normalise"], bool):
             raise ValueError(f"normalise must be True, False or None, got {settings['normalise']!r}")
+        noise = settings["input_noise"]
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < math.inf:
+            raise ValueError(f"input_noise must be a finite number >= 0 (0: off) or None, got {noise!r}")
 
     # ----------------------------------------------------------------- fitting
 
@@ -156,7 +167,9 @@ class DFR(RegionalFeatureModel):
             pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
             pca_sample = vectors[np.sort(pca_rows)]
             self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(pca_sample)
-            self._set_normalisation(*self._normalisation(pca_sample, settings["normalise"]))
+            mean, spread = self._normalisation(pca_sample)
+            normalise = settings["normalise"]
+            self._set_normalisation(mean if normalise else torch.zeros_like(mean), spread if normalise else 1.0)
             self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
             self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, hidden).to(self.device_)
@@ -168,7 +181,8 @@ class DFR(RegionalFeatureModel):
                 items, batches = len(vectors), self._vector_batches(vectors, settings["batch_size"])
             epochs = self._epochs(settings["epochs"], math.ceil(items / settings["batch_size"]))
             started = time.perf_counter()
-            self.training_loss_ = self._train(batches, epochs, settings["learning_rate"])
+            noise = settings["input_noise"] * spread / self.feature_scale_
+            self.training_loss_ = self._train(batches, epochs, settings["learning_rate"], noise)
             self.fit_seconds_["train"] = time.perf_counter() - started
 
     def _positions_per_image(self, rule: int | str | None, images: int) -> int:
@@ -200,11 +214,8 @@ class DFR(RegionalFeatureModel):
         return latent, (variances[:latent] / variances.sum()).tolist()
 
     @staticmethod
-    def _normalisation(vectors: torch.Tensor, normalise: bool) -> tuple[torch.Tensor, float]:
-        """Shift (C,) and scale for the autoencoder's input: the mean vector and the root mean
-        channel variance of ``vectors`` (n, C), or zeros and 1 when not ``normalise``."""
-        if not normalise:
-            return torch.zeros(vectors.shape[1]), 1.0
+    def _normalisation(vectors: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The mean vector (C,) and the root mean channel variance s of ``vectors`` (n, C)."""
         data = vectors.double()
         return data.mean(0).float(), float(data.var(0).mean().sqrt().clamp_min(1e-12))
 
@@ -234,7 +245,11 @@ class DFR(RegionalFeatureModel):
             order = torch.randperm(len(images), generator=generator).tolist()
             yield self._feature_batches([images[i] for i in order], None, batch_size)
 
-    def _train(self, epochs_of_batches: Iterator[Iterator[torch.Tensor]], epochs: int, learning_rate: float) -> list[float]:
+    def _train(
+        self, epochs_of_batches: Iterator[Iterator[torch.Tensor]], epochs: int, learning_rate: float, noise: float
+    ) -> list[float]:
+        """Adam on the MSE between the clean features and the reconstruction of the features
+        plus Gaussian noise of std ``noise`` (in the autoencoder's input units); mean loss per epoch."""
         optimiser = torch.optim.Adam(self.autoencoder_.parameters(), lr=learning_rate)
         self.autoencoder_.train()
         history = []
@@ -243,7 +258,8 @@ class DFR(RegionalFeatureModel):
             total, count = 0.0, 0
             for features in batches:
                 features = self._normalised(features)
-                loss = F.mse_loss(self.autoencoder_(features), features)
+                noisy = features + noise * torch.randn_like(features) if noise else features
+                loss = F.mse_loss(self.autoencoder_(noisy), features)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

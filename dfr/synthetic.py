@@ -4,7 +4,8 @@ Used by ``dfr demo``, the benchmarks and the tests: normal images are random cro
 gray texture, either a photo (``brick``, ``grass``, ``gravel``) or one generated from a fixed
 seed (``weave``: plain-woven fabric; ``wood``: wavy wood grain; ``leather``: pebbled leather);
 test images are other crops with a defect planted in a random elliptical region (or a scratch),
-whose pixels form the ground-truth mask.
+whose pixels form the ground-truth mask. By default training crops come from the texture's left
+half and test crops from its right half, so that no test pixel was seen in training.
 """
 from __future__ import annotations
 
@@ -51,21 +52,29 @@ def texture(name: str) -> np.ndarray:
 
 def defect_dataset(
     name: str = "brick", *, n_train: int = 24, n_test: int = 12, size: int = 128,
-    good_fraction: float = 0.25, seed: int = 0,
+    good_fraction: float = 0.25, seed: int = 0, disjoint: bool = True,
 ) -> DefectDataset:
     """Crops of side ``size`` from texture ``name``; a ``good_fraction`` of test crops stay clean.
 
+    ``disjoint``: training crops from the left half of the texture, test crops from the right
+    half (``size`` at most ``SIDE / 2``), as test items in real data are new instances. With
+    ``False`` both come from the whole texture, so every normal test patch has near-copies in
+    the training crops, which favours heads that memorise patches (a nearest-neighbour bank).
     ``foreign`` defects paste in the next texture of the same family (photos or procedural).
     """
     source = texture(name)
+    if disjoint and size > SIDE // 2:
+        raise ValueError(f"disjoint crops need size <= {SIDE // 2} (half the texture), got {size}; "
+                         "pass disjoint=False for larger crops")
+    train_source, test_source = (source[:, :SIDE // 2], source[:, SIDE // 2:]) if disjoint else (source, source)
     family = PHOTOS if name in PHOTOS else PROCEDURAL
     other = texture(family[(family.index(name) + 1) % len(family)])
     rng = np.random.default_rng(seed)
-    train = [_crop(source, size, rng) for _ in range(n_train)]
+    train = [_crop(train_source, size, rng) for _ in range(n_train)]
     test, masks, defects = [], [], []
     n_good = round(good_fraction * n_test)
     for index in range(n_test):
-        image = _crop(source, size, rng)
+        image = _crop(test_source, size, rng)
         if index < n_good:
             test.append(image)
             masks.append(np.zeros_like(image, dtype=bool))

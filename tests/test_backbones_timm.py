@@ -92,9 +92,9 @@ def test_other_import_errors_pass_through_or_explain(monkeypatch):
 
 def test_backbone_protocol_and_defaults():
     lite = random_backbone("efficientnet_lite0")
-    assert lite.default_layers == ("stage0", "stage1", "stage2", "stage3", "stage4")
+    assert lite.default_layers == ("stage1", "stage2", "stage3")
     assert not lite.training and not any(p.requires_grad for p in lite.parameters())
-    assert lite.layer_channels(lite.default_layers) == [16, 24, 40, 112, 320]
+    assert lite.layer_channels(lite.default_layers) == [24, 40, 112]
     outputs = lite.forward_features(torch.zeros(2, 3, 64, 64), ["stage3", "stage0"])
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {"stage0": (2, 16, 32, 32), "stage3": (2, 112, 4, 4)}
     for bad in (["stage9"], [], ["stage1", "stage1"]):

@@ -92,8 +92,10 @@ def test_cpu_preset_trains_a_fixed_number_of_steps(brick):
     assert model.training_vectors_ == 320
     # four batches per epoch (100, 100, 100, 20) → 100 epochs make the 400 steps
     assert len(model.training_loss_) == TRAINING_STEPS // 4
-    # with 448 channels the paper's width is under the 512 cap, so the cpu preset keeps it
-    assert model.autoencoder_.encoder[0].out_channels == (448 + 2 * model.latent_dim_) // 2
+    # the cpu preset's first hidden layer is 512 wide whatever C; "capped" keeps the paper's width under 512
+    assert model.autoencoder_.encoder[0].out_channels == 512
+    capped = _tiny(batch_size=100, epochs=1, hidden="capped").fit(images)
+    assert capped.autoencoder_.encoder[0].out_channels == (448 + 2 * capped.latent_dim_) // 2
 
 
 def test_pca_sample_spans_all_training_images(brick, monkeypatch):
@@ -151,3 +153,34 @@ def test_cpu_preset_normalises_the_autoencoder_input(brick):
     assert paper.feature_scale_ == 1.0 and not paper.feature_shift_.any()
     with pytest.raises(ValueError, match="normalise must be True, False or None"):
         _tiny(normalise="yes").fit(images)
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_input_noise_is_added_to_the_inputs_only_at_its_scale(brick, monkeypatch, normalise):
+    from dfr.autoencoder import FeatureAutoencoder
+
+    images = [image[:64, :64] for image in brick.train[:6]]
+    seen = {"inputs": [], "targets": []}
+    forward, mse = FeatureAutoencoder.forward, torch.nn.functional.mse_loss
+
+    def spy_forward(self, features):
+        if self.training:
+            seen["inputs"].append(features.detach().clone())
+        return forward(self, features)
+
+    def spy_mse(prediction, target):
+        seen["targets"].append(target.detach().clone())
+        return mse(prediction, target)
+
+    monkeypatch.setattr(FeatureAutoencoder, "forward", spy_forward)
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", spy_mse)
+    model = _tiny(epochs=1, input_noise=0.5, normalise=normalise).fit(images)
+    noise = torch.cat([(i - t).flatten() for i, t in zip(seen["inputs"], seen["targets"])])
+    features = torch.cat(list(model._feature_batches(images, None))).permute(0, 2, 3, 1).reshape(-1, 448)
+    spread = float(features.var(0).mean().sqrt())  # s, the root mean channel variance
+    assert noise.mean().abs() < 0.05 * noise.std()
+    assert float(noise.std()) * model.feature_scale_ == pytest.approx(0.5 * spread, rel=0.1)
+    assert model.training_settings()["input_noise"] == 0.5
+    assert _tiny().training_settings()["input_noise"] == 1.0 and _tiny(preset="paper").training_settings()["input_noise"] == 0.0
+    with pytest.raises(ValueError, match="input_noise must be a finite number >= 0"):
+        _tiny(input_noise=-1.0).fit(images)

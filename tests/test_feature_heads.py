@@ -89,7 +89,7 @@ def test_full_bank_gives_zero_on_its_own_training_images(brick):
 
 def test_coreset_fraction_sets_the_bank_size(bank, brick):
     # 13 training images after the held-out 3, every one of their 256 positions cached
-    assert len(bank.bank_) == round(0.1 * 13 * 256)
+    assert len(bank.bank_) == round(0.05 * 13 * 256)
 
 
 @pytest.mark.parametrize("name", ["pca", "bank"])

@@ -6,7 +6,7 @@ import pytest
 from dfr import synthetic
 from dfr.synthetic import DEFECTS, PHOTOS, PROCEDURAL, TEXTURES, defect_dataset, texture
 
-# defect_dataset(name, n_train=3, n_test=4, size=64, seed=0) before the procedural textures were added:
+# defect_dataset(name, n_train=3, n_test=4, size=64, seed=0, disjoint=False) before the procedural textures were added:
 # (sum of train crops, sum of test crops, masked pixels), sums in float64.
 PHOTO_SUMS = {
     "brick": (5367.882474154234, 7277.280745960772, 426),
@@ -91,9 +91,27 @@ def test_defect_masks_mark_changed_pixels(name, monkeypatch):
 @pytest.mark.parametrize("name", PHOTOS)
 def test_photo_defect_data_unchanged(name):
     pytest.importorskip("skimage")
-    data = defect_dataset(name, n_train=3, n_test=4, size=64, seed=0)
+    data = defect_dataset(name, n_train=3, n_test=4, size=64, seed=0, disjoint=False)
     train_sum, test_sum, n_masked = PHOTO_SUMS[name]
     assert np.sum(np.float64(data.train)) == pytest.approx(train_sum, rel=1e-9)
     assert np.sum(np.float64(data.test)) == pytest.approx(test_sum, rel=1e-9)
     assert int(np.sum(data.masks)) == n_masked
     assert data.defects == ["good", "foreign", "dark", "bright"]
+
+
+@pytest.mark.parametrize("name", ["weave", "brick"])
+def test_disjoint_crops_come_from_separate_halves(name):
+    _needs_photos(name)
+    source, half = texture(name), synthetic.SIDE // 2
+    data = defect_dataset(name, n_train=6, n_test=8, size=96, good_fraction=1.0, seed=3)
+
+    def column(crop):  # where the crop sits in the texture (an exact copy: squared differences ~0)
+        scores = cv2.matchTemplate(source, crop, cv2.TM_SQDIFF)
+        assert scores.min() < 1e-3
+        return int(np.unravel_index(np.argmin(scores), scores.shape)[1])
+
+    assert all(column(crop) + 96 <= half for crop in data.train)
+    assert all(column(crop) >= half for crop in data.test)
+    with pytest.raises(ValueError, match="disjoint crops need size <= 256"):
+        defect_dataset(name, size=300)
+    assert defect_dataset(name, n_train=1, n_test=1, size=300, disjoint=False).train[0].shape == (300, 300)
