@@ -58,7 +58,7 @@ def run_one(head: str, texture: str, index: int, args: argparse.Namespace) -> di
     """Fit and predict one head on one texture; metrics for every requested scoring setting."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data = defect_dataset(texture, n_train=args.train, n_test=args.test, size=args.size,
-                          seed=SPLIT_SEEDS[args.split] + index)
+                          seed=SPLIT_SEEDS[args.split] + index, disjoint=not args.overlapping_crops)
     model = build(head, args)
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=40, help="test images per texture, a quarter good (default 40)")
     parser.add_argument("--size", type=int, default=256, help="image side of the data (default 256)")
     parser.add_argument("--image-size", type=int, default=256, help="network input side (default 256)")
+    parser.add_argument("--overlapping-crops", action="store_true",
+                        help="cut training and test crops from the whole texture, not from disjoint halves")
     parser.add_argument("--layers", type=lambda value: value.split(","),
                         help="backbone layers for every head, comma-separated (default: the backbone's)")
     parser.add_argument("--seed", type=int, default=0, help="model seed (default 0)")

@@ -190,5 +190,5 @@ def test_fit_help_names_the_models_and_defaults_of_each_flag(capsys):
         main(["fit", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--coreset-fraction CORESET_FRACTION share of the sampled vectors kept in the bank" in text
-    assert "(memory-bank; default 0.1)" in text and "(dfr, pca-residual; default 0.9)" in text
+    assert "(memory-bank; default 0.05)" in text and "(dfr, pca-residual; default 0.9)" in text
     assert "(dfr: default cpu; cae, stae, convlstm, poolae: default source)" in text
