@@ -98,13 +98,14 @@ class RegionalFeatureModel(AnomalyModel):
         if self.positions_per_image != "auto" and not positive_int(self.positions_per_image):
             raise ValueError(f"positions_per_image must be a positive integer or 'auto', got {self.positions_per_image!r}")
 
-    def _build_extractor(self, weights: str | None, warn: bool = True) -> None:
-        """Set ``extractor_``: the backbone (random weights seeded by ``seed``) and regional pooling."""
+    def _build_extractor(self, weights: str | None, warn: bool = True, layers: list[str] | None = None) -> None:
+        """Set ``extractor_``: the backbone (random weights seeded by ``seed``) and regional pooling
+        of ``layers`` (default: ``self.layers``, else the backbone's default layers)."""
         backbone = build_backbone(
             self.backbone, weights, reflect_padding=self.reflect_padding, official_border=self.official_border,
             seed=self.seed, warn=warn,
         )
-        layers = backbone.default_layers if self.layers is None else self.layers
+        layers = layers or (backbone.default_layers if self.layers is None else self.layers)
         self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
 
     @property
@@ -168,13 +169,21 @@ class RegionalFeatureModel(AnomalyModel):
         return {
             "backbone": self.extractor_.backbone.weights_state(self.extractor_.layers),
             "backbone_origin": getattr(self.extractor_.backbone, "weights_origin", None),
+            "layers": list(self.extractor_.layers),
             **self._head_state(),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self._check_features()
-        self._build_extractor(None, warn=False)
-        self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
+        # the layers the model was fitted on, whatever the backbone's default is today
+        self._build_extractor(None, warn=False, layers=state.get("layers"))
+        try:
+            self.extractor_.backbone.load_weights_state(state["backbone"], self.extractor_.layers)
+        except ValueError as error:
+            if "layers" in state:
+                raise
+            raise ValueError(f"{error}. This model file does not record its layers and {self.backbone}'s default "
+                             "layers have changed since it was written: refit the model") from None
         if state.get("backbone_origin") is not None:
             self.extractor_.backbone.weights_origin = state["backbone_origin"]
         self._load_head_state(state)

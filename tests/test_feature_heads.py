@@ -109,3 +109,18 @@ def test_bad_head_settings_are_reported(brick):
         _head(PCAResidual, explained_variance=1.5).fit(brick.train[:3])
     with pytest.raises(ValueError, match="positions_per_image must be"):
         _head(PCAResidual, positions_per_image="all").fit(brick.train[:3])
+
+
+def test_model_file_records_the_layers_it_was_fitted_on(brick, tmp_path):
+    from dfr.serialization import read_model_file, write_model_file
+
+    model = _head(PCAResidual).fit(brick.train[:6])
+    model.save(tmp_path / "model.dfr")
+    record = read_model_file(tmp_path / "model.dfr")
+    assert record["state"]["layers"] == list(model.extractor_.layers)
+    # a file whose constructor arguments say "default layers": the recorded ones are used
+    record["params"]["layers"] = None
+    write_model_file(tmp_path / "default.dfr", {k: v for k, v in record.items() if k not in ("format", "format_version")})
+    loaded = dfr.load(tmp_path / "default.dfr", device="cpu")
+    assert loaded.extractor_.layers == list(model.extractor_.layers)
+    assert np.array_equal(loaded.anomaly_map(brick.test[:2]), model.anomaly_map(brick.test[:2]))
