@@ -134,8 +134,8 @@ class CAE(PixelModel):
 
             self._train(epoch, lambda batch: F.mse_loss(self.network_(batch), batch), settings)
 
-    def _fit_scoring(self, normal_maps: list[np.ndarray]) -> None:
-        super()._fit_scoring(normal_maps)
+    def _fit_scoring(self, normal_maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> None:
+        super()._fit_scoring(normal_maps, regions)
         if self.threshold_rule == "fixed":
             self.threshold_ = FIXED_THRESHOLD
 

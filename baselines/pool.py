@@ -1,7 +1,6 @@
 """PoolAE: the fully convolutional autoencoder of the swimming-pool report, with region masks."""
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -10,14 +9,10 @@ import torch
 from torch import nn
 
 from baselines._common import PixelModel, resize
-from dfr.io import ImageData, load_images, read_image
-from dfr.prediction import Prediction
 from dfr.scoring import ScoringSettings
 
 KERNELS = (3, 5, 7, 9)
 STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
-
-RegionMasks = Any  # None, (H, W), (N, H, W), a list of arrays or paths, a folder
 
 
 class PoolNetwork(nn.Module):
@@ -44,46 +39,6 @@ class PoolNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(images))
-
-
-class _WithRegions(list):
-    """Images already read, as (image float32 (H, W, C), region bool (H, W)) pairs."""
-
-
-class _RegionMaps(list):
-    """Anomaly maps (H, W) that also carry the bool ``regions`` they were computed in."""
-
-    regions: list[np.ndarray]
-
-
-def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """One bool (H, W) region per image of size ``shapes[i]``; pixels ``> 0`` are inside.
-
-    ``region_masks``: ``None`` (whole images), one array (H, W) shared by every image, a stack
-    (N, H, W), a list of arrays or image paths, or a folder of mask images (natural order).
-    A mask image's pixel is inside when any of its colour channels is > 0; an empty mask is
-    an error.
-    """
-    if region_masks is None:
-        return [np.ones(shape, dtype=bool) for shape in shapes]
-    if isinstance(region_masks, np.ndarray) and region_masks.ndim == 2:
-        masks = [region_masks] * len(shapes)
-    elif isinstance(region_masks, np.ndarray) and region_masks.ndim == 3:
-        masks = list(region_masks)
-    elif isinstance(region_masks, (str, os.PathLike)):
-        masks = [image.max(axis=2) for image in load_images(region_masks)[0]]
-    elif isinstance(region_masks, Sequence):
-        masks = [read_image(m).max(axis=2) if isinstance(m, (str, os.PathLike)) else np.asarray(m) for m in region_masks]
-    else:
-        raise TypeError(f"cannot read region masks from {type(region_masks).__name__}: give arrays, paths or a folder")
-    if len(masks) != len(shapes):
-        raise ValueError(f"got {len(masks)} region masks for {len(shapes)} images")
-    for index, (mask, shape) in enumerate(zip(masks, shapes)):
-        if mask.shape != tuple(shape):
-            raise ValueError(f"region mask {index} has shape {mask.shape} but its image has size {tuple(shape)}")
-        if not np.any(mask):
-            raise ValueError(f"region mask {index} is empty: no pixel > 0 (a mask must mark the region in any channel)")
-    return [np.asarray(mask) > 0 for mask in masks]
 
 
 class PoolAE(PixelModel):
@@ -122,7 +77,7 @@ class PoolAE(PixelModel):
         scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
-    takes_region_masks = True
+    fits_in_regions = True
     PRESETS = {
         "source": {"channels": (32, 64, 128, 256), "crop_size": 128, "crops_per_image": 16, "epochs": 30,
                    "batch_size": 8, "learning_rate": 1e-3},
@@ -163,35 +118,7 @@ class PoolAE(PixelModel):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
 
-    # ----------------------------------------------------------------- public API
-
-    def fit(
-        self, data: ImageData, *, region_masks: RegionMasks = None, validation: ImageData | None = None,
-        validation_region_masks: RegionMasks = None,
-    ) -> "PoolAE":
-        """Train on normal images (inside their regions); ``validation`` images get ``validation_region_masks``."""
-        if validation is None and validation_region_masks is not None:
-            raise ValueError("validation_region_masks given without validation images")
-        held_out = None if validation is None else self._pair(validation, validation_region_masks)
-        return super().fit(self._pair(data, region_masks), validation=held_out)
-
-    def anomaly_map(self, data: ImageData, *, region_masks: RegionMasks = None) -> np.ndarray | list[np.ndarray]:
-        """float32 maps, exactly zero outside each image's region."""
-        return super().anomaly_map(self._pair(data, region_masks))
-
-    def predict(self, data: ImageData, *, region_masks: RegionMasks = None) -> Prediction:
-        """Maps (zero outside the regions), image scores, masks and boxes."""
-        return super().predict(self._pair(data, region_masks))
-
     # ----------------------------------------------------------------- hooks
-
-    def _pair(self, data: ImageData, region_masks: RegionMasks) -> _WithRegions:
-        images, _ = load_images(data)
-        regions = read_region_masks(region_masks, [image.shape[:2] for image in images])
-        return _WithRegions(zip(images, regions))
-
-    def _read(self, data: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        return list(data) if isinstance(data, _WithRegions) else list(self._pair(data, None))
 
     def _network(self) -> PoolNetwork:
         settings = self.settings()
@@ -264,22 +191,10 @@ class PoolAE(PixelModel):
         crop = (slice(top, top + size), slice(left, left + size))
         return np.ascontiguousarray(image[crop], dtype=np.float32), np.ascontiguousarray(weight[crop], dtype=np.float32)
 
-    def _postprocess(self, maps: _RegionMaps) -> _RegionMaps:
-        """Smoothed maps, set back to exactly zero outside each region."""
-        super()._postprocess(maps)
-        for index, region in enumerate(maps.regions):
-            maps[index] = np.where(region, maps[index], 0.0).astype(np.float32)
-        return maps
-
-    def _fit_scoring(self, normal_maps: _RegionMaps) -> None:
-        """Threshold and statistics over the pixels inside the regions only."""
-        super()._fit_scoring([m[region] for m, region in zip(normal_maps, normal_maps.regions)])
-
     @torch.no_grad()
-    def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> _RegionMaps:
+    def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         self.network_.eval()
-        maps = _RegionMaps()
-        maps.regions = [region for _, region in pairs]
+        maps = []
         for image, region in pairs:
             prepared, _ = self._prepare(image, region)
             height, width = prepared.shape[:2]

@@ -122,6 +122,7 @@ class ClipModel(PixelModel):
     """
 
     input_kind = "clips"
+    takes_region_masks = False
 
     def __init__(
         self,
@@ -172,7 +173,7 @@ class ClipModel(PixelModel):
     def _read(self, data: Any) -> list[np.ndarray]:
         return read_clips(data)
 
-    def _scores(self, maps: "FrameMaps") -> np.ndarray:
+    def _scores(self, maps: "FrameMaps", settings: ScoringSettings | None = None) -> np.ndarray:
         """Frame scores: each frame's summed squared reconstruction error."""
         return maps.scores
 
@@ -214,8 +215,8 @@ class ClipModel(PixelModel):
         maps.scores = np.concatenate(scores)
         return maps
 
-    def _fit_scoring(self, normal_maps: FrameMaps) -> None:
-        super()._fit_scoring(normal_maps)
+    def _fit_scoring(self, normal_maps: FrameMaps, regions: list[np.ndarray] | None = None) -> None:
+        super()._fit_scoring(normal_maps, regions)
         self.score_stats_.update({
             "frame_score_mean": float(normal_maps.scores.mean()),
             "frame_score_std": float(normal_maps.scores.std()),

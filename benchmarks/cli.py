@@ -79,15 +79,23 @@ def _vgg_weights(value: str) -> str | None:
     return None if value == "random" else value
 
 
-def _specs(names: str, vgg_weights: str | None, available_only: bool = False):
-    """The named models; with ``available_only``, known models that cannot run here are skipped."""
+def _specs(names: str, vgg_weights: str | None, available_only: bool = False, dataset: str | None = None):
+    """The named models; with ``available_only``, known models that cannot run here are skipped;
+    with ``dataset``, a model that does not apply to it is an error naming those that do."""
     from benchmarks.models import KNOWN_MODELS, model_specs
 
     specs = model_specs(vgg_weights)
     wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if not wanted:
+        raise ValueError(f"--models names no model; available: {sorted(specs)}")
     unknown = [name for name in wanted if name not in (KNOWN_MODELS if available_only else specs)]
     if unknown:
         raise ValueError(f"unknown or unavailable models {unknown}; available: {sorted(specs)}")
+    if dataset is not None:
+        misfits = [name for name in wanted if dataset not in specs[name].datasets]
+        if misfits:
+            fitting = sorted(name for name, spec in specs.items() if dataset in spec.datasets)
+            raise ValueError(f"models {misfits} do not apply to {dataset} data; models that do: {', '.join(fitting)}")
     return [specs[name] for name in wanted if name in specs]
 
 
@@ -96,7 +104,7 @@ def run_bench(args: argparse.Namespace) -> None:
     from benchmarks.report import write_reports
     from benchmarks.suite import run_suite
 
-    specs = _specs(args.models, _vgg_weights(args.vgg_weights))
+    specs = _specs(args.models, _vgg_weights(args.vgg_weights), dataset=args.dataset)
     out = _prepare(args)
     if args.dataset == "mvtec":
         categories = args.categories.split(",") if args.categories else None

@@ -13,8 +13,8 @@ class ModelSpec:
     """How to build one benchmark model and which datasets it applies to.
 
     ``build(task, seed)`` returns an unfitted model; ``takes_clips`` models get whole clips
-    (video tasks), the others single images or frames; ``takes_regions`` models get the pool's
-    region masks. ``label`` names backbone and weights in tables.
+    (video tasks), the others single images or frames. Image models get the pool's region
+    masks. ``label`` names backbone and weights in tables.
     """
 
     name: str
@@ -22,7 +22,6 @@ class ModelSpec:
     datasets: tuple[str, ...]
     build: Callable[[Any, int], AnomalyModel]
     takes_clips: bool = False
-    takes_regions: bool = False
 
 
 def _dfr(backbone: str, weights: str | None, size: int = 128) -> Callable[[Any, int], AnomalyModel]:
@@ -69,7 +68,7 @@ def model_specs(vgg_weights: str | None = None) -> dict[str, ModelSpec]:
         ModelSpec("stae", "STAE (raw pixels)", ("ucsd",), _baseline("STAE"), takes_clips=True),
         ModelSpec("convlstm", "ConvLSTM-AE (raw pixels)", ("ucsd",), _baseline("ConvLSTMAE"),
                   takes_clips=True),
-        ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE"), takes_regions=True),
+        ModelSpec("poolae", "Pool AE (raw pixels)", ("pool",), _baseline("PoolAE")),
     ]
     if pretrained_offline_available():
         effnet = "EfficientNet-Lite0, ImageNet"

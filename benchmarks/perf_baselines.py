@@ -1,7 +1,8 @@
 """CPU cost of the raw-pixel baselines' small settings on demo-sized data.
 
 Writes the demo's synthetic data to a temporary folder (UCSD-like: 4 training and 4 test
-clips of 40 frames, 120x160; pool-like: 16 images of 180x320), fits every baseline with
+clips of 40 frames, 120x160; pool-like: 16 images of 180x320, or with ``--pool-train`` and
+``--pool-size`` the pool use case's size), fits every baseline with
 ``preset="cpu"`` on it and prints, per model: fit wall time, prediction time per frame or
 image, parameter count, last training loss, and one detection metric (frame ROC-AUC,
 micro, for the video models on the test clips; pixel ROC-AUC for the CAE on the test frames
@@ -9,6 +10,7 @@ and for the pool AE inside the pool on the swimmer boxes).
 
     python benchmarks/perf_baselines.py
     python benchmarks/perf_baselines.py --models stae convlstm --threads 2
+    python benchmarks/perf_baselines.py --models poolae --pool-train 60 --pool-size 360x640
 
 Timings depend on the machine and on what else runs on it; ``--threads`` sets torch's
 thread count (default: torch's own choice).
@@ -40,8 +42,10 @@ def _pick(items: list, indices: list[int]) -> list:
     return [items[i] for i in indices]
 
 
-def _pool(root: str) -> dict[str, Any]:
-    data = write_pool_like(root, seed=0, overwrite=True)
+def _pool(root: str, train: int | None = None, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
+    """The demo's pool images, or ``train`` swimmer-free training images and 2/3 as many with swimmers."""
+    extra = {} if train is None else {"n_images": round(train * 5 / 3), "empty_fraction": 0.6}
+    data = write_pool_like(root, seed=0, overwrite=True, size=size, **extra)
     free = [i for i, boxes in enumerate(data.boxes) if len(boxes) == 0]
     busy = [i for i, boxes in enumerate(data.boxes) if len(boxes)]
     return {
@@ -92,11 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--pool-train", type=int, help="pool: this many training images (default: the demo's)")
+    parser.add_argument("--pool-size", default="180x320", help="pool: image height x width (default 180x320)")
     args = parser.parse_args(argv)
+    height, width = (int(side) for side in args.pool_size.split("x"))
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as root:
-        ucsd, pool = _ucsd(f"{root}/ucsd"), _pool(f"{root}/pool")
+        ucsd, pool = _ucsd(f"{root}/ucsd"), _pool(f"{root}/pool", args.pool_train, (height, width))
+        print(f"pool: {len(pool['train'])} training and {len(pool['test'])} test images of {height}x{width}")
         print(f"torch threads: {torch.get_num_threads()}")
         print(f"{'model':10s} {'fit s':>7s} {'predict ms/item':>16s} {'parameters':>11s} {'last loss':>10s}  metric")
         for name in args.models:

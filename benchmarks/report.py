@@ -13,20 +13,25 @@ import dfr
 
 # Columns of the tables, per dataset: (metric key, heading).
 COLUMNS = {
-    "mvtec": [("pixel_auroc", "pixel AUROC"), ("pro_auc", "PRO-AUC"), ("image_auroc", "image AUROC")],
+    "mvtec": [("pixel_auroc", "pixel AUROC"), ("pro_auc", "PRO-AUC"), ("image_auroc", "image AUROC"),
+              ("box_recall_iou30", "box R@0.3"), ("box_f1", "box F1"), ("box_ap50", "box AP50")],
     "ucsd": [("frame_auc_micro", "frame AUC micro"), ("eer_micro", "EER micro"),
              ("frame_auc_macro", "frame AUC macro"), ("eer_macro", "EER macro"),
              ("frame_auc_micro_clip_normalised", "frame AUC micro, clip-normalised*"),
              ("pixel_auroc", "pixel AUROC"), ("pro_auc", "PRO-AUC")],
-    "pool": [("box_precision", "box P"), ("box_recall", "box R"), ("box_f1", "box F1"),
-             ("box_average_precision", "box AP"), ("pixel_auroc", "pixel AUROC (box masks)")],
+    "pool": [("box_precision", "box P"), ("box_recall", "box R"), ("box_f1", "box F1"), ("box_ap50", "box AP50"),
+             ("box_ap50_95", "box AP50:95"), ("box_count_error", "count error"),
+             ("pixel_auroc", "pixel AUROC (box masks)")],
 }
 PROTOCOL = {
     "threshold": "pixel threshold at target FPR 0.005 on held-out normal training data (seeded split)",
     "pro_auc": "MVTec AD definition, FPR limit 0.3, normalised by 0.3, at ground-truth mask resolution",
     "video": "frame AUC/EER micro (all frames of all clips) and macro (mean over clips with both classes); "
              "'clip-normalised' = per-clip min-max of scores, which leaks test statistics",
-    "boxes": "connected components of the mask, min area 16 px; greedy matching by score at IoU >= 0.5",
+    "boxes": "dfr.scoring.detect with each model's scoring settings; COCO-style greedy matching by score; "
+             "P, R, F1 at IoU 0.5 over all predicted boxes; AP50, AP50:95 with COCO's 101-point interpolation; "
+             "R@0.3 = recall at IoU 0.3; count error = mean |predicted - true boxes| per image; "
+             "MVTec-style true boxes = connected components of the masks",
 }
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.models import ModelSpec
 from benchmarks.tasks import Task
-from dfr import metrics, scoring
+from dfr import metrics
 from dfr.outputs import colourise, overlay, write_prediction
 from dfr.prediction import Prediction
 
@@ -49,8 +49,8 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
     model = spec.build(task, seed)
     train = task.train if spec.takes_clips or task.kind == "image" else [f for clip in task.train for f in clip]
     test = task.test if spec.takes_clips else task.frames
-    fit_extra = {"region_masks": task.train_regions} if spec.takes_regions and task.train_regions else {}
-    predict_extra = {"region_masks": task.test_regions} if spec.takes_regions and task.test_regions else {}
+    fit_extra = {"region_masks": task.train_regions} if model.takes_region_masks and task.train_regions else {}
+    predict_extra = {"region_masks": task.test_regions} if model.takes_region_masks and task.test_regions else {}
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random weights")
@@ -108,8 +108,9 @@ def evaluate(task: Task, prediction: Prediction) -> tuple[dict[str, Any], dict[s
         out["image_auroc"] = metrics.image_auroc(None, task.image_labels, scores=scores)
     if len(set(task.image_labels.tolist())) == 2:
         curves["roc_fpr"], curves["roc_tpr"], _ = roc_curve(task.image_labels, scores)
-    if task.boxes is not None:
-        boxes = metrics.box_metrics(prediction.boxes, task.boxes, iou=0.5)
+    true_boxes = task.true_boxes()
+    if true_boxes is not None:
+        boxes = metrics.detection_metrics(prediction.boxes, true_boxes)
         out.update({f"box_{k}": v for k, v in boxes.items()})
     return out, curves
 
@@ -129,11 +130,7 @@ def write_example(task: Task, prediction: Prediction, model, path: Path) -> None
     """Overlay of the test item with the largest true anomaly: predicted boxes green, true boxes cyan."""
     areas = [0 if mask is None else int(mask.sum()) for mask in task.masks]
     index = int(np.argmax(areas)) if max(areas) > 0 else int(np.argmax(task.image_labels))
-    if task.boxes is not None:
-        true_boxes = np.asarray(task.boxes[index]).reshape(-1, 4)
-    else:
-        mask = task.masks[index] if task.masks[index] is not None else np.zeros(prediction.anomaly_maps[index].shape)
-        true_boxes = scoring.boxes_from_mask(mask, mask.astype(np.float32), min_area=1)
+    true_boxes = (task.true_boxes() or [np.zeros((0, 4))] * len(task.frames))[index]
     heatmap = colourise(prediction.anomaly_maps[index], *model.heatmap_range)
     picture = overlay(task.frames[index], heatmap, prediction.boxes[index], true_boxes)
     if not cv2.imwrite(str(path), picture):

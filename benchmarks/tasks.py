@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks import datasets
+from dfr import scoring
 from dfr.io import read_image
 
 
@@ -40,6 +41,15 @@ class Task:
     train_regions: list[np.ndarray] | None = None
     test_regions: list[np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+
+    def true_boxes(self) -> list[np.ndarray] | None:
+        """Ground-truth boxes (k, 4) per test image or frame: the annotated ones (pool), else the
+        8-connected components of the masks (MVTec-style data); ``None`` without either."""
+        if self.boxes is not None:
+            return [np.asarray(boxes).reshape(-1, 4) for boxes in self.boxes]
+        if any(mask is None for mask in self.masks) or not any(mask.any() for mask in self.masks):
+            return None
+        return [scoring.boxes_from_mask(mask, mask.astype(np.float32), min_area=1)[:, :4] for mask in self.masks]
 
     @property
     def frames(self) -> list[np.ndarray]:

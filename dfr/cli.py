@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dfr.dfr_model import DFR
-from dfr.scoring import IMAGE_SCORES, ScoringSettings
+from dfr.scoring import AFTER_FIT, ScoringSettings
 
 EXAMPLES = {
     "fit": "examples:\n  dfr fit --train data/bottle/train/good --preset cpu --out bottle.dfr\n"
@@ -41,6 +41,7 @@ def _weights(value: str) -> str | None:
 
 # Constructor arguments with flags of their own, not generated from the signatures.
 OWN_FLAGS = ("weights", "scoring", "seed", "device")
+SCORING_FIELDS = tuple(ScoringSettings.__dataclass_fields__)
 
 
 def parse_value(text: str, annotation: Any) -> Any:
@@ -125,6 +126,28 @@ def _argument_help(name: str, parameters: dict[str, inspect.Parameter], docs: di
     return text.replace("%", "%%")
 
 
+def _add_scoring_flags(parser: argparse.ArgumentParser, names: tuple[str, ...], title: str) -> None:
+    """One flag per :class:`ScoringSettings` field in ``names``, with its documented meaning and default."""
+    group = parser.add_argument_group("scoring arguments", title)
+    docs, defaults = _argument_docs(ScoringSettings), ScoringSettings()
+    for name in names:
+        help_text = f"{docs.get(name, '')} (default {_shown(getattr(defaults, name))})".strip()
+        group.add_argument(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
+
+
+def _scoring_options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The scoring flags given, parsed by the fields' type hints."""
+    hints = typing.get_type_hints(ScoringSettings)
+    options = {}
+    for name in names:
+        if name in vars(args):
+            try:
+                options[name] = parse_value(vars(args)[name], hints[name])
+            except ValueError as error:
+                raise ValueError(f"--{name.replace('_', '-')}: {error}") from None
+    return options
+
+
 def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The ``dfr`` parser with ``fit`` and ``predict``, and its sub-command group.
 
@@ -148,8 +171,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
                      "models a folder of clip folders, or one clip folder")
     fit.add_argument("--validation", help="held-out normal images (or clips) for the threshold "
                      "(default: a seeded split of --train)")
-    fit.add_argument("--region-masks", help="models with region masks (poolae): one mask image for every "
-                     "training image, or a folder of masks in the images' order; pixels > 0 are inside")
+    fit.add_argument("--region-masks", help="image models: region of interest, one mask image for every "
+                     "training image or a folder of masks in the images' order; pixels > 0 are inside")
     fit.add_argument("--validation-region-masks", help="the same for --validation")
     fit.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
                      help="DFR's and the feature heads' backbone weights: imagenet (default; for VGG19 downloaded "
@@ -165,17 +188,7 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     for name, parameters in _constructor_arguments(classes).items():
         model_flags.add_argument(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS,
                                  help=_argument_help(name, parameters, docs))
-    defaults = ScoringSettings()
-    fit.add_argument("--target-fpr", type=float, default=defaults.target_fpr,
-                     help=f"fraction of normal pixels allowed above the threshold (default {defaults.target_fpr})")
-    fit.add_argument("--smoothing-sigma", type=float, default=defaults.smoothing_sigma,
-                     help=f"Gaussian smoothing of the maps, in input pixels; 0 turns it off (default {defaults.smoothing_sigma})")
-    fit.add_argument("--image-score", choices=IMAGE_SCORES, default=defaults.image_score,
-                     help=f"image score from the smoothed map (default {defaults.image_score})")
-    fit.add_argument("--top-fraction", type=float, default=defaults.top_fraction,
-                     help=f"share of the highest pixels averaged by --image-score top_mean (default {defaults.top_fraction})")
-    fit.add_argument("--min-box-area", type=int, default=defaults.min_box_area,
-                     help=f"smallest mask component, in pixels, that becomes a box (default {defaults.min_box_area})")
+    _add_scoring_flags(fit, SCORING_FIELDS, "scoring settings (stored in the model file; see dfr.ScoringSettings)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
     fit.add_argument("--out", required=True, help="model file to write")
@@ -188,10 +201,12 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     predict.add_argument("model", help="model file written by 'dfr fit'")
     predict.add_argument("inputs", nargs="+", help="image files and/or folders of images; for video models clip "
                          "folders or folders of clip folders (one MP4 per clip is written too)")
-    predict.add_argument("--region-masks", help="models with region masks (poolae): as for 'dfr fit'")
+    predict.add_argument("--region-masks", help="image models: region of interest, as for 'dfr fit'")
     predict.add_argument("--out", required=True, help="output folder (must be empty or new)")
     predict.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     predict.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
+    _add_scoring_flags(predict, AFTER_FIT, "scoring settings that replace the model's for this run (default: "
+                       "the model's own)")
 
     return parser, commands
 
@@ -220,10 +235,7 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
             options[name] = value if name == "weights" else parse_value(value, parameters[name].annotation)
         except ValueError as error:
             raise ValueError(f"{flag}: {error}") from None
-    scoring = ScoringSettings(
-        target_fpr=args.target_fpr, smoothing_sigma=args.smoothing_sigma, image_score=args.image_score,
-        top_fraction=args.top_fraction, min_box_area=args.min_box_area,
-    )
+    scoring = ScoringSettings(**_scoring_options(args, SCORING_FIELDS))
     model = classes[args.model](scoring=scoring, seed=args.seed, device=args.device, **options)
     train = _read_inputs(model, [args.train])
     validation = _read_inputs(model, [args.validation]) if args.validation else None
@@ -232,7 +244,7 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
         regions = {"region_masks": _region_masks(args.region_masks),
                    "validation_region_masks": _region_masks(args.validation_region_masks)}
     elif args.region_masks or args.validation_region_masks:
-        raise ValueError("--region-masks and --validation-region-masks apply only to models that take region masks, "
+        raise ValueError("--region-masks and --validation-region-masks apply only to image models, "
                          f"not to {args.model}")
     started = time.perf_counter()
     model.fit(train, validation=validation, **regions)
@@ -251,11 +263,11 @@ def run_predict(args: argparse.Namespace) -> None:
     if model.takes_region_masks:
         regions = {"region_masks": _region_masks(args.region_masks)}
     elif args.region_masks:
-        raise ValueError(f"--region-masks applies only to models that take region masks, not to {type(model).__name__}")
+        raise ValueError(f"--region-masks applies only to image models, not to {type(model).__name__}")
     else:
         regions = {}
     inputs = _read_inputs(model, args.inputs)
-    prediction = model.predict(inputs, **regions)
+    prediction = model.predict(inputs, **regions, scoring=_scoring_options(args, AFTER_FIT))
     if model.input_kind == "clips":
         frames = [frame for clip in inputs for frame in clip]
         names = [f"{clip}_{Path(frame).name}" for clip, frame_names in inputs.names for frame in frame_names]

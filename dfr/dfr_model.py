@@ -19,16 +19,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # REFERENCE.md §1 as the authors ran it: full 64x64 maps computed on the fly, batches of
     # 4 images, Adam 1e-4, 150 epochs, hidden width (C + 2d) // 2. Meant for a GPU.
     "paper": {"positions_per_image": None, "batch_size": 4, "learning_rate": 1e-4, "epochs": 150, "hidden": "paper",
-              "normalise": False, "input_noise": 0.0},
+              "normalise": False, "input_noise": 0.0, "pca_skip": False},
     # CPU-practical: the same features and maps, but features are extracted once and a seeded
     # sample of positions is cached as vectors: "auto" spreads CACHED_VECTORS over the training
     # images (512 per image for 100 images; every position for small sets). The autoencoder
     # sees centred features divided by one global scale ("normalise"), learns to remove Gaussian
-    # noise added to them (a denoising autoencoder, "input_noise"), and Adam at 1e-3 runs
-    # TRAINING_STEPS steps on batches of 1024 of them, whatever the number of images ("auto"
-    # epochs); the first hidden layer is 512 wide whatever C. Why: docs/dfr.md.
+    # noise added to them (a denoising autoencoder, "input_noise") as a correction to their
+    # PCA reconstruction ("pca_skip"), and Adam at 1e-3 runs TRAINING_STEPS steps on batches
+    # of 1024 of them, whatever the number of images ("auto" epochs); the first hidden layer is
+    # 512 wide whatever C. Why: docs/dfr.md.
     "cpu": {"positions_per_image": "auto", "batch_size": 1024, "learning_rate": 1e-3, "epochs": "auto", "hidden": 512,
-            "normalise": True, "input_noise": 1.0},
+            "normalise": True, "input_noise": 1.0, "pca_skip": True},
 }
 TRAINING_STEPS = 400
 HIDDEN_CAP = 512
@@ -79,6 +80,11 @@ class DFR(RegionalFeatureModel):
             clean features, so the network learns to pull vectors back towards normal ones
             rather than to copy whatever it gets. 0 turns it off. ``None`` takes the preset's
             (cpu: 1, paper: 0).
+        pca_skip: add the PCA reconstruction of the input (its projection onto the ``d``
+            leading principal components) to the autoencoder's output, so that the network
+            learns only a correction to it, starting from zero: training starts from the PCA
+            residual and can only improve on it for normal data. ``None`` takes the preset's
+            (cpu: on, paper: off).
         scoring, seed, device: see :class:`AnomalyModel`.
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
@@ -109,6 +115,7 @@ class DFR(RegionalFeatureModel):
         learning_rate: float | None = None,
         normalise: bool | None = None,
         input_noise: float | None = None,
+        pca_skip: bool | None = None,
         scoring: ScoringSettings | dict[str, Any] | None = None,
         seed: int = 0,
         device: str = "auto",
@@ -128,6 +135,7 @@ class DFR(RegionalFeatureModel):
         self.learning_rate = learning_rate
         self.normalise = normalise
         self.input_noise = input_noise
+        self.pca_skip = pca_skip
 
     # ----------------------------------------------------------------- configuration
 
@@ -152,6 +160,8 @@ class DFR(RegionalFeatureModel):
         noise = settings["input_noise"]
         if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < math.inf:
             raise ValueError(f"input_noise must be a finite number >= 0 (0: off) or None, got {noise!r}")
+        if not isinstance(settings["pca_skip"], bool):
+            raise ValueError(f"pca_skip must be True, False or None, got {settings['pca_skip']!r}")
 
     # ----------------------------------------------------------------- fitting
 
@@ -166,13 +176,16 @@ class DFR(RegionalFeatureModel):
             self.fit_seconds_ = {"features": time.perf_counter() - started}
             pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
             pca_sample = vectors[np.sort(pca_rows)]
-            self.latent_dim_, self.explained_variance_ratio_ = self._pca_latent_dim(pca_sample)
+            self.latent_dim_, self.explained_variance_ratio_, components = self._pca_latent_dim(pca_sample, settings["pca_skip"])
             mean, spread = self._normalisation(pca_sample)
             normalise = settings["normalise"]
             self._set_normalisation(mean if normalise else torch.zeros_like(mean), spread if normalise else 1.0)
             self.fit_seconds_["pca"] = time.perf_counter() - started - self.fit_seconds_["features"]
             hidden = self._hidden_width(settings["hidden"])
-            self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, hidden).to(self.device_)
+            skip = components[:, :self.latent_dim_].float() if settings["pca_skip"] else None
+            centre = None if normalise else mean  # normalised inputs are centred already
+            self.autoencoder_ = FeatureAutoencoder(
+                self.extractor_.channels, self.latent_dim_, hidden, skip, centre).to(self.device_)
             self.training_vectors_ = None if settings["positions_per_image"] is None else len(vectors)
             if settings["positions_per_image"] is None:
                 del vectors
@@ -205,13 +218,17 @@ class DFR(RegionalFeatureModel):
             return min(paper, HIDDEN_CAP)
         return int(rule)
 
-    def _pca_latent_dim(self, vectors: torch.Tensor) -> tuple[int, list[float]]:
-        """Smallest d whose principal components keep ``explained_variance`` of the variance."""
+    def _pca_latent_dim(self, vectors: torch.Tensor, components_needed: bool) -> tuple[int, list[float], torch.Tensor | None]:
+        """Smallest d whose principal components keep ``explained_variance`` of the variance
+        (or ``latent_dim``), their variance ratios, and all principal components (C, C) when
+        ``components_needed`` (the PCA is skipped when ``latent_dim`` is fixed and they are not)."""
+        if self.latent_dim is not None and not components_needed:
+            return int(self.latent_dim), [], None
+        _, variances, components = principal_components(vectors)
         if self.latent_dim is not None:
-            return int(self.latent_dim), []
-        _, variances, _ = principal_components(vectors)
+            return min(int(self.latent_dim), components.shape[1]), [], components
         latent = latent_size(variances, self.explained_variance)
-        return latent, (variances[:latent] / variances.sum()).tolist()
+        return latent, (variances[:latent] / variances.sum()).tolist(), components
 
     @staticmethod
     def _normalisation(vectors: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -293,7 +310,9 @@ class DFR(RegionalFeatureModel):
     def _load_head_state(self, state: dict[str, Any]) -> None:
         self._validate()
         self.latent_dim_ = int(state["latent_dim"])
-        self.autoencoder_ = FeatureAutoencoder(self.extractor_.channels, self.latent_dim_, int(state["hidden"]))
+        weights = state["autoencoder"]
+        self.autoencoder_ = FeatureAutoencoder(
+            self.extractor_.channels, self.latent_dim_, int(state["hidden"]), weights.get("skip"), weights.get("skip_centre"))
         self.autoencoder_.load_state_dict(state["autoencoder"])
         self.autoencoder_.to(self.device_).eval()
         self._set_normalisation(state["feature_shift"].float(), float(state["feature_scale"]))

@@ -493,18 +493,24 @@ def _boxes(per_image: Sequence[ArrayLike], columns: int, what: str) -> list[np.n
     return checked
 
 
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one box (x0, y0, x1, y1) with each row of ``others`` (m, 4); x1/y1 exclusive."""
+def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of one box (x0, y0, x1, y1) with each row of ``others`` (m, 4+); x1/y1 exclusive."""
     width = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
     height = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
     intersection = width * height
     areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
     union = (box[2] - box[0]) * (box[3] - box[1]) + areas - intersection
-    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
+    return np.divide(intersection, union, out=np.zeros_like(union, dtype=np.float64), where=union > 0)
+
+
+#: IoU thresholds of COCO's AP (AP50:95): 0.50, 0.55, …, 0.95.
+COCO_IOUS = np.linspace(0.5, 0.95, 10)
+AP_INTERPOLATIONS = ("coco", "all_points")
 
 
 def box_metrics(
-    pred_boxes: Sequence[ArrayLike], gt_boxes: Sequence[ArrayLike], iou: float = 0.5
+    pred_boxes: Sequence[ArrayLike], gt_boxes: Sequence[ArrayLike], iou: float = 0.5,
+    interpolation: str = "coco",
 ) -> dict[str, float | int]:
     """Precision, recall, F1 and average precision of predicted boxes at an IoU threshold.
 
@@ -512,11 +518,15 @@ def box_metrics(
         pred_boxes: per image an array (k, 5): ``x0, y0, x1, y1, score`` in pixels, x1/y1 exclusive.
         gt_boxes: per image an array (m, 4): ``x0, y0, x1, y1``.
         iou: a prediction matches a ground-truth box when their IoU is ``>= iou``.
+        interpolation: how AP summarises the precision-recall curve: ``"coco"`` (COCO's
+            mean of the interpolated precision at the 101 recalls 0, 0.01, …, 1) or
+            ``"all_points"`` (VOC 2010+: the exact area under the interpolated curve).
+            Both interpolate precision as the best precision at this or any higher recall.
 
-    Matching is greedy: predictions of all images in order of descending score (ties in input
-    order); each takes the still unmatched ground-truth box of highest IoU in its image. AP is
-    the area under the precision-recall curve with all-points interpolation (VOC 2010+).
-    With no predictions, precision, F1 and AP are 0.
+    Matching is greedy, as in COCO: predictions of all images in order of descending score
+    (ties in input order); each takes the still unmatched ground-truth box of highest IoU in
+    its image. Precision, recall and F1 count every given box (the model's threshold made
+    them). With no predictions, precision, F1 and AP are 0.
 
     Returns:
         ``precision``, ``recall``, ``f1``, ``average_precision``, ``true_positives``,
@@ -525,14 +535,59 @@ def box_metrics(
     Raises:
         ValueError: no ground-truth box at all, image counts differ, bad shapes.
     """
+    preds, gts = _checked_box_sets(pred_boxes, gt_boxes)
+    if not 0.0 < iou <= 1.0:
+        raise ValueError(f"iou must lie in (0, 1], got {iou}")
+    if interpolation not in AP_INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {AP_INTERPOLATIONS}, got {interpolation!r}")
+    n_gt = sum(len(boxes) for boxes in gts)
+    hits = _ranked_hits(preds, gts, iou)
+    true_positives = int(hits.sum())
+    precision = true_positives / hits.size if hits.size else 0.0
+    recall = true_positives / n_gt
+    f1 = 2 * precision * recall / (precision + recall) if true_positives else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "average_precision": _average_precision(hits, n_gt, interpolation),
+        "true_positives": true_positives,
+        "false_positives": int(hits.size - true_positives),
+        "false_negatives": n_gt - true_positives,
+    }
+
+
+def detection_metrics(pred_boxes: Sequence[ArrayLike], gt_boxes: Sequence[ArrayLike]) -> dict[str, float]:
+    """COCO-style summary of predicted boxes against ground truth.
+
+    Returns ``precision``, ``recall`` and ``f1`` at IoU 0.5 (every given box counts),
+    ``ap50`` (COCO AP at IoU 0.5), ``ap50_95`` (COCO AP averaged over IoU 0.50, 0.55, …,
+    0.95), ``recall_iou30`` (recall at IoU 0.3, for defects whose outline is loose) and
+    ``count_error`` (mean over images of ``|predicted boxes - true boxes|``). Inputs as for
+    :func:`box_metrics`; unlike COCO there is no cap of 100 boxes per image.
+    """
+    preds, gts = _checked_box_sets(pred_boxes, gt_boxes)
+    at_half = box_metrics(preds, gts, 0.5)
+    return {
+        "precision": at_half["precision"], "recall": at_half["recall"], "f1": at_half["f1"],
+        "ap50": at_half["average_precision"],
+        "ap50_95": float(np.mean([box_metrics(preds, gts, float(iou))["average_precision"] for iou in COCO_IOUS])),
+        "recall_iou30": box_metrics(preds, gts, 0.3)["recall"],
+        "count_error": float(np.mean([abs(len(p) - len(g)) for p, g in zip(preds, gts)])),
+    }
+
+
+def _checked_box_sets(pred_boxes, gt_boxes) -> tuple[list[np.ndarray], list[np.ndarray]]:
     preds, gts = _boxes(pred_boxes, 5, "pred_boxes"), _boxes(gt_boxes, 4, "gt_boxes")
     if len(preds) != len(gts):
         raise ValueError(f"got predicted boxes for {len(preds)} images but ground truth for {len(gts)}")
-    if not 0.0 < iou <= 1.0:
-        raise ValueError(f"iou must lie in (0, 1], got {iou}")
-    n_gt = sum(len(boxes) for boxes in gts)
-    if n_gt == 0:
+    if not any(len(boxes) for boxes in gts):
         raise ValueError("box metrics need at least one ground-truth box: recall and AP are undefined without")
+    return preds, gts
+
+
+def _ranked_hits(preds: list[np.ndarray], gts: list[np.ndarray], iou: float) -> np.ndarray:
+    """Whether each prediction, in order of descending score, matches a ground-truth box."""
     image_of = np.concatenate([np.full(len(boxes), index) for index, boxes in enumerate(preds)])
     row_of = np.concatenate([np.arange(len(boxes)) for boxes in preds])
     order = np.argsort(-np.concatenate([boxes[:, 4] for boxes in preds]), kind="stable")
@@ -542,37 +597,29 @@ def box_metrics(
         image = image_of[k]
         if not len(gts[image]):
             continue
-        overlaps = _iou(preds[image][row_of[k], :4], gts[image])
+        overlaps = box_iou(preds[image][row_of[k], :4], gts[image])
         overlaps[taken[image]] = -1.0
         best = int(np.argmax(overlaps))
         if overlaps[best] >= iou:
             taken[image][best] = True
             hits[rank] = True
-    true_positives = int(hits.sum())
-    precision = true_positives / hits.size if hits.size else 0.0
-    recall = true_positives / n_gt
-    f1 = 2 * precision * recall / (precision + recall) if true_positives else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "average_precision": _all_points_ap(hits, n_gt),
-        "true_positives": true_positives,
-        "false_positives": int(hits.size - true_positives),
-        "false_negatives": n_gt - true_positives,
-    }
+    return hits
 
 
-def _all_points_ap(hits: np.ndarray, n_gt: int) -> float:
-    """Area under the precision-recall curve of ranked hits, precision made non-increasing
-    (the best precision at this or any higher recall): VOC 2010+ all-points interpolation."""
+def _average_precision(hits: np.ndarray, n_gt: int, interpolation: str) -> float:
+    """AP of ranked hits; precision made non-increasing (the best precision at this or any
+    higher recall), then averaged at COCO's 101 recalls or integrated over all points."""
     if not hits.size:
         return 0.0
     found = np.cumsum(hits)
-    precision = found / np.arange(1, hits.size + 1)
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    recall_steps = np.diff(np.concatenate([[0.0], found / n_gt]))
-    return float(np.sum(recall_steps * envelope))
+    recall = found / n_gt
+    envelope = np.maximum.accumulate((found / np.arange(1, hits.size + 1))[::-1])[::-1]
+    if interpolation == "all_points":
+        return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope))
+    levels = np.linspace(0.0, 1.0, 101)
+    first = np.searchsorted(recall, levels - 1e-12, side="left")
+    reached = first < hits.size
+    return float(np.sum(envelope[first[reached]]) / levels.size)
 
 
 def evaluate_boxes(
@@ -592,6 +639,6 @@ def evaluate_boxes(
         "ground_truth": result["true_positives"] + result["false_negatives"],
         "matching": "greedy by descending score over all images; each prediction takes the unmatched "
                     "ground-truth box of highest IoU in its image when IoU >= iou_threshold",
-        "ap_interpolation": "all points (VOC 2010+): precision made non-increasing in recall",
+        "ap_interpolation": "COCO: interpolated precision averaged at the 101 recalls 0, 0.01, ..., 1",
         "box_convention": "x0, y0, x1, y1 in pixels, x1/y1 exclusive; area = (x1 - x0) * (y1 - y0)",
     }

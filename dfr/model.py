@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator
 
@@ -11,9 +12,9 @@ import numpy as np
 import torch
 
 from dfr import scoring
-from dfr.io import load_images, stack_if_same_size
+from dfr.io import load_images, read_region_masks, stack_if_same_size
 from dfr.prediction import Prediction
-from dfr.scoring import ScoringSettings
+from dfr.scoring import ScoringSettings, detect
 from dfr.serialization import read_model_file, write_model_file
 
 # Packages whose model classes ``dfr.load`` may import by name; nothing else is ever imported.
@@ -48,15 +49,22 @@ class AnomalyModel:
     Shared scoring, set by ``scoring`` (a :class:`dfr.scoring.ScoringSettings`, a dict of its
     fields, or ``None`` for the defaults): every map is first smoothed with a Gaussian of
     ``smoothing_sigma`` pixels; ``fit`` then sets ``threshold_``, the pixel threshold at
-    ``target_fpr`` on held-out normal maps; masks are ``map > threshold_``; boxes are the
-    connected components of a mask with at least ``min_box_area`` pixels; image scores follow
-    ``image_score``.
+    ``target_fpr`` on held-out normal maps; masks and boxes come from the one box pipeline,
+    :func:`dfr.scoring.detect`; image scores follow ``image_score``.
+
+    Image models take optional region masks (``region_masks=``, see
+    :func:`dfr.io.read_region_masks`): maps are zero outside the region, the threshold is fitted
+    on the pixels inside it, and nothing outside becomes a mask pixel or a box. A model whose
+    network itself uses the regions (``fits_in_regions``, e.g. ``baselines.PoolAE``) also
+    trains inside them.
     """
 
     #: What ``fit`` and ``predict`` take: ``"images"``, or ``"clips"`` (video models).
     input_kind: ClassVar[str] = "images"
-    #: Whether ``fit`` and ``predict`` also take ``region_masks=`` (see ``baselines.PoolAE``).
-    takes_region_masks: ClassVar[bool] = False
+    #: Whether ``fit`` and ``predict`` take ``region_masks=`` (image models).
+    takes_region_masks: ClassVar[bool] = True
+    #: Whether ``_fit`` and ``_maps`` get (image, region) pairs instead of images.
+    fits_in_regions: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,35 +83,63 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- public API
 
-    def fit(self, data: Any, *, validation: Any = None) -> "AnomalyModel":
+    def fit(
+        self, data: Any, *, validation: Any = None, region_masks: Any = None, validation_region_masks: Any = None
+    ) -> "AnomalyModel":
         """Train on normal ``data`` and fit the threshold on held-out normal data.
 
         Held-out data is ``validation`` when given, else a seeded ``validation_fraction``
-        split of ``data``. Returns ``self``.
+        split of ``data``. ``region_masks`` / ``validation_region_masks``: regions of interest
+        of ``data`` / ``validation`` (image models). Returns ``self``.
         """
+        if validation is None and validation_region_masks is not None:
+            raise ValueError("validation_region_masks given without validation images")
         items = self._read(data)
-        if validation is None:
-            train, held_out = self._split(items)
+        regions = self._read_regions(region_masks, items)
+        if validation is None and regions is None:
+            (train, held_out), train_regions, held_regions = self._split(items), None, None
+        elif validation is None:
+            pairs_train, pairs_held = self._split(list(zip(items, regions)))
+            (train, train_regions), (held_out, held_regions) = map(list, zip(*pairs_train)), map(list, zip(*pairs_held))
         else:
-            train, held_out = items, self._read(validation)
+            train, train_regions = items, regions
+            held_out = self._read(validation)
+            held_regions = self._read_regions(validation_region_masks, held_out)
         self.device_ = resolve_device(self.device)
-        self._fit(train)
-        self._fit_scoring(self._postprocess(self._maps(held_out)))
+        self._fit(self._network_input(train, train_regions))
+        normal_maps = self._postprocess(self._maps(self._network_input(held_out, held_regions)), held_regions)
+        self._fit_scoring(normal_maps, held_regions)
         return self
 
-    def anomaly_map(self, data: Any) -> np.ndarray | list[np.ndarray]:
-        """float32 anomaly maps: (N, H, W) when all inputs share a size, else a list of (H, W)."""
-        return stack_if_same_size(self._predict_maps(data))
+    def anomaly_map(self, data: Any, *, region_masks: Any = None) -> np.ndarray | list[np.ndarray]:
+        """float32 anomaly maps: (N, H, W) when all inputs share a size, else a list of (H, W);
+        zero outside ``region_masks`` when given."""
+        maps, _ = self._predict_maps(data, region_masks)
+        return stack_if_same_size(maps)
 
-    def predict(self, data: Any) -> Prediction:
-        """Maps, scores (by ``scoring.image_score`` unless the model has its own), masks (``map > threshold_``) and boxes."""
-        maps = self._predict_maps(data)
-        masks = [m > self.threshold_ for m in maps]
+    def predict(
+        self, data: Any, *, region_masks: Any = None, scoring: ScoringSettings | dict[str, Any] | None = None
+    ) -> Prediction:
+        """Maps, scores (by ``scoring.image_score`` unless the model has its own), masks and boxes.
+
+        Masks and boxes come from :func:`dfr.scoring.detect` with the fitted threshold.
+        ``scoring``: settings that replace the model's for this call; only those that do not
+        enter the threshold may differ (:data:`dfr.scoring.AFTER_FIT`: the box settings and
+        the image score).
+        """
+        self._check_fitted()
+        settings = self.scoring.replace(scoring)
+        maps, regions = self._predict_maps(data, region_masks)
+        floor = self.score_stats_["pixel_median"]
+        detections = [
+            detect(m, self.threshold_, settings, floor=floor, region=None if regions is None else regions[i])
+            for i, m in enumerate(maps)
+        ]
         return Prediction(
             anomaly_maps=stack_if_same_size(maps),
-            scores=self._scores(maps),
-            masks=stack_if_same_size(masks),
-            boxes=[scoring.boxes_from_mask(mask, m, self.scoring.min_box_area) for mask, m in zip(masks, maps)],
+            scores=self._scores(maps, settings),
+            masks=stack_if_same_size([mask for mask, _ in detections]),
+            boxes=[boxes for _, boxes in detections],
             threshold=self.threshold_,
         )
 
@@ -148,7 +184,7 @@ class AnomalyModel:
         model_class = _model_class(record["model_class"], path)
         if not issubclass(model_class, cls):
             raise TypeError(f"{path}: holds a {model_class.__name__}, not a {cls.__name__}")
-        model = model_class(**record["params"], device=device)
+        model = model_class(**_current_params(record, path), device=device)
         model.device_ = resolve_device(device)
         model._load_state(record["state"])
         model.threshold_ = float(record["scoring"]["threshold"])
@@ -175,9 +211,9 @@ class AnomalyModel:
     def _fit(self, items: list) -> None:
         raise NotImplementedError
 
-    def _scores(self, maps: list[np.ndarray]) -> np.ndarray:
-        """One score per item (N,) by ``scoring.image_score``; video models use their frame scores."""
-        return scoring.image_scores(maps, self.scoring)
+    def _scores(self, maps: list[np.ndarray], settings: ScoringSettings | None = None) -> np.ndarray:
+        """One score per item (N,) by ``(settings or scoring).image_score``; video models use their frame scores."""
+        return scoring.image_scores(maps, settings or self.scoring)
 
     def _maps(self, items: list) -> list[np.ndarray]:
         raise NotImplementedError
@@ -190,15 +226,35 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- helpers
 
-    def _postprocess(self, maps: list[np.ndarray]) -> list[np.ndarray]:
-        """Smooth every map in place (``scoring.smoothing_sigma``); returns the same list."""
+    def _read_regions(self, region_masks: Any, items: list) -> list[np.ndarray] | None:
+        """One bool region per item, or ``None`` (whole items) when no masks are given."""
+        if region_masks is None:
+            return None
+        if not self.takes_region_masks:
+            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
+        return read_region_masks(region_masks, [item.shape[:2] for item in items])
+
+    def _network_input(self, items: list, regions: list[np.ndarray] | None) -> list:
+        """What ``_fit`` and ``_maps`` get: the items, or (item, region) pairs for ``fits_in_regions`` models."""
+        if not self.fits_in_regions:
+            return items
+        if regions is None:
+            regions = [np.ones(item.shape[:2], dtype=bool) for item in items]
+        return list(zip(items, regions))
+
+    def _postprocess(self, maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Smooth every map in place (``scoring.smoothing_sigma``), then zero it outside its
+        region; returns the same list."""
         for index, anomaly_map in enumerate(maps):
-            maps[index] = scoring.smooth(anomaly_map, self.scoring.smoothing_sigma)
+            smoothed = scoring.smooth(anomaly_map, self.scoring.smoothing_sigma)
+            maps[index] = smoothed if regions is None else np.where(regions[index], smoothed, 0.0).astype(np.float32)
         return maps
 
-    def _fit_scoring(self, normal_maps: list[np.ndarray]) -> None:
-        self.threshold_ = scoring.fit_threshold(normal_maps, self.scoring.target_fpr)
-        self.score_stats_ = scoring.score_statistics(normal_maps, self._scores(normal_maps))
+    def _fit_scoring(self, normal_maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> None:
+        """Threshold and statistics over the held-out normal pixels inside their regions."""
+        inside = normal_maps if regions is None else [m[region] for m, region in zip(normal_maps, regions)]
+        self.threshold_ = scoring.fit_threshold(inside, self.scoring.target_fpr)
+        self.score_stats_ = scoring.score_statistics(inside, self._scores(normal_maps))
 
     def _preset_settings(self, presets: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """``presets[self.preset]``, each entry overridden by the attribute of the same name unless it is ``None``."""
@@ -216,9 +272,11 @@ class AnomalyModel:
             torch.manual_seed(self.seed)
             yield np.random.default_rng(self.seed)
 
-    def _predict_maps(self, data: Any) -> list[np.ndarray]:
+    def _predict_maps(self, data: Any, region_masks: Any = None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         self._check_fitted()
-        return self._postprocess(self._maps(self._read(data)))
+        items = self._read(data)
+        regions = self._read_regions(region_masks, items)
+        return self._postprocess(self._maps(self._network_input(items, regions)), regions), regions
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -236,6 +294,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, ScoringSettings):
         return value.to_dict()
     return value
+
+
+def _current_params(record: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """The file's constructor arguments, with settings that older versions stored in other units dropped."""
+    params = dict(record["params"])
+    stored = dict(params.get("scoring") or {})
+    if isinstance(stored.get("min_box_area"), int) and stored["min_box_area"] >= 1:
+        warnings.warn(f"{path}: written by dfr {record.get('library_version', '?')} with min_box_area in pixels "
+                      f"({stored.pop('min_box_area')}); this dfr takes it as a fraction of the image and uses the "
+                      f"default {ScoringSettings.min_box_area} (change it with predict(..., scoring=...))", stacklevel=3)
+        params["scoring"] = stored
+    return params
 
 
 def _model_class(name: str, path: str | os.PathLike) -> type[AnomalyModel]:

@@ -2,9 +2,16 @@
 
 Every model takes one :class:`ScoringSettings` (``scoring=``): how its maps are post-processed
 and turned into scores, masks and boxes. The settings are stored in the model file.
+
+From map to boxes (:func:`detect`), the one box pipeline of every model: the smoothed map is
+restricted to an optional region of interest, thresholded with hysteresis (pixels above the
+fitted threshold, kept only where their component holds a seed above a higher one), cleaned
+by a morphological opening and closing, cut into 8-connected components of a minimum area,
+boxed, and the boxes that overlap or nearly touch are merged, then non-maximum suppressed.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,6 +19,10 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from dfr.metrics import box_iou
 
 IMAGE_SCORES = ("max", "mean", "top_mean")
 
@@ -30,7 +41,23 @@ class ScoringSettings:
             (the mean of the ``top_fraction`` highest pixels) of the smoothed map. Video
             models keep their own frame score.
         top_fraction: share of pixels averaged by ``"top_mean"``, in (0, 1].
-        min_box_area: smallest connected component, in pixels, that becomes a box.
+        seed_ratio: hysteresis: a mask component is kept only if some pixel in it exceeds
+            ``median + seed_ratio * (threshold - median)`` (median of held-out normal pixels);
+            1 keeps every component.
+        opening, closing: diameters of the disks of a morphological opening (removes specks
+            and thin lines) and then closing (joins nearby fragments) of the mask, as a
+            fraction of the image's shorter side (rounded up to an odd number of pixels);
+            below 2 pixels the step is skipped.
+        min_box_area: smallest connected component that becomes a box, as a fraction of the
+            image's area (at least one pixel).
+        merge_gap: boxes that overlap or lie at most this far apart (fraction of the shorter
+            side, along both axes) merge into their union, repeatedly; ``None`` never merges.
+        nms_iou: non-maximum suppression: a box whose IoU with a higher-scoring box exceeds
+            this is dropped; 1 keeps all.
+
+    Settings from ``seed_ratio`` on (the box settings) and ``image_score``/``top_fraction``
+    may be changed after fitting (``predict(..., scoring={...})``); the others fix the
+    threshold and need a refit.
     """
 
     target_fpr: float = 0.005
@@ -38,7 +65,12 @@ class ScoringSettings:
     smoothing_sigma: float = 4.0
     image_score: str = "top_mean"
     top_fraction: float = 0.01
-    min_box_area: int = 16
+    seed_ratio: float = 1.0
+    opening: float = 0.0
+    closing: float = 0.0
+    min_box_area: float = 0.0005
+    merge_gap: float | None = 0.0
+    nms_iou: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_fpr < 1.0:
@@ -51,8 +83,17 @@ class ScoringSettings:
             raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
         if not 0.0 < self.top_fraction <= 1.0:
             raise ValueError(f"top_fraction must lie in (0, 1], got {self.top_fraction}")
-        if isinstance(self.min_box_area, bool) or not isinstance(self.min_box_area, int) or self.min_box_area < 1:
-            raise ValueError(f"min_box_area must be a positive number of pixels, got {self.min_box_area!r}")
+        if not _number(self.seed_ratio) or self.seed_ratio < 1:
+            raise ValueError(f"seed_ratio must be a number >= 1 (1: no hysteresis), got {self.seed_ratio!r}")
+        for name in ("opening", "closing", "min_box_area"):
+            value = getattr(self, name)
+            if not _number(value) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a fraction of the image in [0, 1), got {value!r}")
+        if self.merge_gap is not None and (not _number(self.merge_gap) or not 0 <= self.merge_gap < 1):
+            raise ValueError(f"merge_gap must be a fraction of the image in [0, 1) or None (no merging), "
+                             f"got {self.merge_gap!r}")
+        if not _number(self.nms_iou) or not 0 < self.nms_iou <= 1:
+            raise ValueError(f"nms_iou must lie in (0, 1] (1: no suppression), got {self.nms_iou!r}")
 
     @classmethod
     def coerce(cls, value: "ScoringSettings | dict[str, Any] | None") -> "ScoringSettings":
@@ -71,6 +112,30 @@ class ScoringSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as stored in model files."""
         return asdict(self)
+
+    def replace(self, changes: "ScoringSettings | dict[str, Any] | None") -> "ScoringSettings":
+        """These settings with the fields in ``changes`` replaced; only the fields that
+        :data:`AFTER_FIT` lists may change (the others fixed the fitted threshold)."""
+        if changes is None:
+            return self
+        changes = changes.to_dict() if isinstance(changes, ScoringSettings) else dict(changes)
+        changed = {name for name, value in changes.items() if getattr(self, name, object()) != value}
+        fixed = sorted(changed - set(AFTER_FIT))
+        if fixed:
+            unknown = sorted(set(fixed) - set(self.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"unknown scoring settings {unknown}; known: {sorted(self.__dataclass_fields__)}")
+            raise ValueError(f"scoring settings {fixed} were fixed when the threshold was fitted; refit to change "
+                             f"them (after fitting only {list(AFTER_FIT)} may change)")
+        return dataclasses.replace(self, **changes)
+
+
+#: Scoring settings that may change after fitting: they do not enter the fitted threshold.
+AFTER_FIT = ("image_score", "top_fraction", "seed_ratio", "opening", "closing", "min_box_area", "merge_gap", "nms_iou")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def smooth(anomaly_map: np.ndarray, sigma: float) -> np.ndarray:
@@ -161,4 +226,79 @@ def boxes_from_mask(mask: np.ndarray, anomaly_map: np.ndarray, min_area: int) ->
         ],
         dtype=np.float64,
     )
+    return _by_score(boxes)
+
+
+def detection_mask(
+    anomaly_map: np.ndarray, threshold: float, settings: ScoringSettings, *, floor: float = 0.0,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
+    """bool (H, W): ``map > threshold`` inside ``region`` (bool (H, W), optional), opened,
+    closed and kept by hysteresis per ``settings``; ``floor`` is the normal pixel median."""
+    mask = anomaly_map > threshold
+    if region is not None:
+        mask &= region
+    for operation, fraction in ((cv2.MORPH_OPEN, settings.opening), (cv2.MORPH_CLOSE, settings.closing)):
+        side = round(fraction * min(mask.shape))
+        if side >= 2:
+            side += 1 - side % 2  # odd, so that the disk is centred on its pixel
+            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+            mask = cv2.morphologyEx(mask.astype(np.uint8), operation, disk).astype(bool)
+    if region is not None:
+        mask &= region
+    if settings.seed_ratio > 1 and mask.any():
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        seeded = np.zeros(count, dtype=bool)
+        seeded[labels[mask & (anomaly_map > floor + settings.seed_ratio * (threshold - floor))]] = True
+        seeded[0] = False
+        mask = seeded[labels]
+    return mask
+
+
+def merge_boxes(boxes: np.ndarray, gap: float) -> np.ndarray:
+    """Boxes (k, 5) with every group that overlaps or lies at most ``gap`` pixels apart (along
+    both axes) replaced by its union, scored by its best score; sorted by score.
+
+    Grouping is transitive and repeated until no union comes within ``gap`` of another.
+    """
+    while len(boxes) > 1:
+        apart_x = np.maximum(boxes[:, None, 0] - boxes[None, :, 2], boxes[None, :, 0] - boxes[:, None, 2])
+        apart_y = np.maximum(boxes[:, None, 1] - boxes[None, :, 3], boxes[None, :, 1] - boxes[:, None, 3])
+        count, group = connected_components(csr_matrix((apart_x <= gap) & (apart_y <= gap)), directed=False)
+        if count == len(boxes):
+            break
+        boxes = np.array([
+            [*boxes[group == g, :2].min(0), *boxes[group == g, 2:].max(0)] for g in range(count)
+        ], dtype=np.float64)
+    return _by_score(np.asarray(boxes, dtype=np.float64).reshape(-1, 5))
+
+
+def non_maximum_suppression(boxes: np.ndarray, iou: float) -> np.ndarray:
+    """Boxes (k, 5) without those whose IoU with a higher-scoring kept box exceeds ``iou``."""
+    boxes = _by_score(boxes)
+    keep: list[int] = []
+    for index in range(len(boxes)):
+        if not keep or box_iou(boxes[index], boxes[keep]).max() <= iou:
+            keep.append(index)
+    return boxes[keep]
+
+
+def detect(
+    anomaly_map: np.ndarray, threshold: float, settings: ScoringSettings, *, floor: float = 0.0,
+    region: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The box pipeline: (mask bool (H, W), boxes float (k, 5) ``x0, y0, x1, y1, score``).
+
+    ``anomaly_map`` is the smoothed map; the mask is :func:`detection_mask`; boxes are its
+    components of at least ``min_box_area`` of the image (score: the map's maximum over the
+    component), merged (``merge_gap``) and suppressed (``nms_iou``), highest score first.
+    """
+    mask = detection_mask(anomaly_map, threshold, settings, floor=floor, region=region)
+    boxes = boxes_from_mask(mask, anomaly_map, max(1, math.ceil(settings.min_box_area * mask.size)))
+    if settings.merge_gap is not None:
+        boxes = merge_boxes(boxes, settings.merge_gap * min(mask.shape))
+    return mask, non_maximum_suppression(boxes, settings.nms_iou)
+
+
+def _by_score(boxes: np.ndarray) -> np.ndarray:
     return boxes[np.argsort(-boxes[:, 4], kind="stable")]

@@ -83,9 +83,9 @@ def test_options_that_do_not_apply_are_refused(folders, tmp_path, capsys):
     train, _ = folders
     mask = tmp_path / "region.png"
     cv2.imwrite(str(mask), np.full((64, 64), 255, np.uint8))
-    assert main(["fit", "--model", "cae", "--train", str(train), "--region-masks", str(mask),
+    assert main(["fit", "--model", "stae", "--train", str(train), "--region-masks", str(mask),
                  "--out", str(tmp_path / "m.dfr")]) == 1
-    assert "apply only to models that take region masks, not to cae" in capsys.readouterr().err
+    assert "apply only to image models, not to stae" in capsys.readouterr().err
     assert main(["fit", "--model", "poolae", "--train", str(train), "--image-size", "64",
                  "--out", str(tmp_path / "m.dfr")]) == 1
     assert "--image-size does not apply to poolae" in capsys.readouterr().err
@@ -129,6 +129,15 @@ def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
     assert main(["predict", str(model_path), str(test), "--out", str(out)]) == 0
     anomaly_map = np.load(out / "maps" / "t0.npy")
     assert float((out / "scores.csv").read_text().splitlines()[1].split(",")[1]) == pytest.approx(anomaly_map.max(), rel=1e-5)
+    # box settings can change at predict time; those that fixed the threshold cannot
+    out = tmp_path / "merged"
+    assert main(["predict", str(model_path), str(test), "--out", str(out), "--min-box-area", "0",
+                 "--merge-gap", "none", "--nms-iou", "1"]) == 0
+    assert main(["predict", str(model_path), str(test), "--out", str(tmp_path / "x"), "--nms-iou", "many"]) == 1
+    assert "--nms-iou: 'many' is not float" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: status 2
+        main(["predict", str(model_path), str(test), "--out", str(tmp_path / "x"), "--target-fpr", "0.1"])
+    assert "unrecognized arguments: --target-fpr" in capsys.readouterr().err
     # options that do not apply to a head are refused
     assert main(["fit", "--model", "pca-residual", "--train", str(train), "--preset", "cpu",
                  "--out", str(tmp_path / "p.dfr")]) == 1

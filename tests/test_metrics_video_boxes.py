@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dfr.metrics import box_metrics, eer, evaluate_boxes, evaluate_video, frame_auc, regularity_score
+from dfr.metrics import box_metrics, detection_metrics, eer, evaluate_boxes, evaluate_video, frame_auc, regularity_score
 from dfr.prediction import Prediction
 
 # Clip 0: anomalous 0.35 beats normal 0.1 only, 0.8 beats both: AUC 3/4.
@@ -104,7 +104,10 @@ def test_box_metrics_by_hand():
     assert result["precision"] == pytest.approx(0.5)
     assert result["recall"] == pytest.approx(2 / 3)
     assert result["f1"] == pytest.approx(4 / 7)
-    assert result["average_precision"] == pytest.approx(2 / 3)  # recall 1/3 and 2/3 at precision 1
+    # recall 1/3 and 2/3 at precision 1, then no more: COCO averages the 101 recalls 0, 0.01, …, 1,
+    # of which 0 … 0.66 (67 of them) are reached at precision 1
+    assert result["average_precision"] == pytest.approx(67 / 101)
+    assert box_metrics(PRED, GT, interpolation="all_points")["average_precision"] == pytest.approx(2 / 3)
     strict = box_metrics(PRED, GT, iou=0.51)
     assert strict["true_positives"] == 1
 
@@ -133,7 +136,28 @@ def test_average_precision_uses_all_points_interpolation():
     pred = [np.array([[50, 50, 60, 60, 0.9], [0, 0, 10, 10, 0.8]]), np.array([[0, 0, 10, 10, 0.7]])]
     # ranked FP, TP, TP: precision 0, 1/2, 2/3 at recall 0, 1/2, 1; the envelope is 2/3 throughout
     # (the step-wise non-interpolated sum would be 1/2 * 1/2 + 1/2 * 2/3 = 0.583)
-    assert box_metrics(pred, gt)["average_precision"] == pytest.approx(2 / 3)
+    assert box_metrics(pred, gt, interpolation="all_points")["average_precision"] == pytest.approx(2 / 3)
+    assert box_metrics(pred, gt)["average_precision"] == pytest.approx(2 / 3)  # COCO: 2/3 at all 101 recalls
+    with pytest.raises(ValueError, match="interpolation must be one of"):
+        box_metrics(pred, gt, interpolation="voc")
+
+
+def test_detection_metrics_by_hand():
+    gt = [np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.zeros((0, 4))]
+    pred = [
+        np.array([[0, 0, 10, 10, 0.9]]),    # exact: a hit at every IoU
+        np.array([[0, 0, 10, 6.2, 0.8]]),   # IoU 0.62: a hit at IoU 0.50, 0.55, 0.60; [20, 20, 30, 30] is missed
+        np.array([[40, 40, 50, 50, 0.7]]),  # a false positive in an image without any true box
+    ]
+    result = detection_metrics(pred, gt)
+    assert (result["precision"], result["recall"]) == pytest.approx((2 / 3, 2 / 3))
+    assert result["f1"] == pytest.approx(2 / 3)
+    # IoU 0.5, 0.55, 0.6: ranked TP, TP, FP → precision 1 up to recall 2/3 → 67 of 101 recalls
+    # IoU 0.65 … 0.95: TP, FP, FP → precision 1 up to recall 1/3 → 34 of 101 recalls
+    assert result["ap50"] == pytest.approx(67 / 101)
+    assert result["ap50_95"] == pytest.approx((3 * 67 / 101 + 7 * 34 / 101) / 10)
+    assert result["recall_iou30"] == pytest.approx(2 / 3)
+    assert result["count_error"] == pytest.approx((0 + 1 + 1) / 3)
 
 
 def test_box_edge_cases():
@@ -153,5 +177,5 @@ def test_evaluate_boxes_takes_a_prediction_and_records_the_protocol():
     result = evaluate_boxes(prediction, GT)
     assert result["precision"] == pytest.approx(0.5) and result["iou_threshold"] == 0.5
     assert (result["images"], result["predictions"], result["ground_truth"]) == (2, 4, 3)
-    assert "greedy" in result["matching"] and "VOC" in result["ap_interpolation"]
+    assert "greedy" in result["matching"] and "COCO" in result["ap_interpolation"]
     assert evaluate_boxes(PRED, GT, iou=0.3)["iou_threshold"] == 0.3

@@ -1,8 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from dfr.scoring import (
-    ScoringSettings, boxes_from_mask, fit_threshold, heatmap_range, image_score, image_scores, score_statistics, smooth,
+    ScoringSettings, boxes_from_mask, detect, fit_threshold, heatmap_range, image_score, image_scores, merge_boxes,
+    non_maximum_suppression, score_statistics, smooth,
 )
 
 
@@ -76,3 +79,79 @@ def test_scoring_settings_are_checked_up_front():
             ScoringSettings.coerce(bad)
     with pytest.raises(TypeError, match="scoring must be"):
         ScoringSettings.coerce(0.005)
+
+
+def test_hysteresis_keeps_only_components_with_a_seed():
+    anomaly_map = np.zeros((20, 20), np.float32)
+    anomaly_map[2:6, 2:6] = 1.5     # above the threshold 1, below the seed level 0 + 2 * (1 - 0) = 2
+    anomaly_map[10:14, 10:14] = 1.5
+    anomaly_map[12, 12] = 3.0       # the seed of the second component
+    settings = ScoringSettings(seed_ratio=2.0, min_box_area=0.0)
+    mask, boxes = detect(anomaly_map, 1.0, settings, floor=0.0)
+    assert mask.sum() == 16 and mask[12, 12] and not mask[3, 3]
+    assert boxes.tolist() == [[10, 10, 14, 14, 3.0]]
+    _, both = detect(anomaly_map, 1.0, ScoringSettings(seed_ratio=1.0, min_box_area=0.0))
+    assert len(both) == 2
+
+
+def test_opening_removes_thin_lines_and_closing_joins_fragments():
+    anomaly_map = np.zeros((100, 100), np.float32)
+    anomaly_map[50, 5:95] = 2.0           # a one-pixel line (a lane rope)
+    anomaly_map[10:20, 10:20] = 2.0       # two blobs 2 px apart
+    anomaly_map[10:20, 22:32] = 2.0
+    plain = ScoringSettings(min_box_area=0.0, merge_gap=None, nms_iou=1.0)
+    assert len(detect(anomaly_map, 1.0, plain)[1]) == 3
+    opened = dataclasses.replace(plain, opening=0.03)   # a 3-pixel disk
+    boxes = detect(anomaly_map, 1.0, opened)[1]
+    assert len(boxes) == 2 and all(box[3] - box[1] >= 10 for box in boxes)
+    closed = dataclasses.replace(opened, closing=0.05)  # a 5-pixel disk bridges the 2-pixel gap
+    assert detect(anomaly_map, 1.0, closed)[1][:, :4].tolist() == [[10, 10, 32, 20]]
+
+
+def test_min_box_area_is_a_fraction_of_the_image():
+    anomaly_map = np.zeros((100, 100), np.float32)
+    anomaly_map[0:3, 0:3] = 2.0      # 9 px = 0.0009 of the image
+    anomaly_map[50:54, 50:54] = 2.0  # 16 px
+    assert len(detect(anomaly_map, 1.0, ScoringSettings(min_box_area=0.0009))[1]) == 2
+    assert detect(anomaly_map, 1.0, ScoringSettings(min_box_area=0.001))[1][:, :4].tolist() == [[50, 50, 54, 54]]
+
+
+def test_merge_boxes_by_hand():
+    boxes = np.array([[0, 0, 10, 10, 0.5], [12, 0, 20, 10, 0.9], [23, 0, 30, 10, 0.7], [0, 40, 5, 45, 0.1]], float)
+    # gaps: 2 px between the first two, 3 px between the second and third
+    assert merge_boxes(boxes, 2).tolist() == [[0, 0, 20, 10, 0.9], [23, 0, 30, 10, 0.7], [0, 40, 5, 45, 0.1]]
+    assert merge_boxes(boxes, 3).tolist() == [[0, 0, 30, 10, 0.9], [0, 40, 5, 45, 0.1]]  # transitive
+    assert merge_boxes(boxes, 0).tolist() == boxes[[1, 2, 0, 3]].tolist()  # none touch: only sorted
+    assert merge_boxes(np.zeros((0, 5)), 1).shape == (0, 5)
+
+
+def test_non_maximum_suppression_by_hand():
+    boxes = np.array([[0, 0, 10, 10, 0.5], [0, 0, 10, 8, 0.9], [20, 20, 30, 30, 0.7]], float)
+    # IoU of the first two: 80 / 100 = 0.8
+    assert non_maximum_suppression(boxes, 0.5).tolist() == [[0, 0, 10, 8, 0.9], [20, 20, 30, 30, 0.7]]
+    assert len(non_maximum_suppression(boxes, 0.8)) == 3  # suppressed only above the IoU limit
+    assert len(non_maximum_suppression(boxes, 1.0)) == 3
+
+
+def test_nothing_outside_the_region_becomes_a_mask_pixel_or_box():
+    anomaly_map = np.zeros((40, 40), np.float32)
+    anomaly_map[5:10, 5:10] = 2.0
+    anomaly_map[25:35, 25:35] = 2.0
+    region = np.zeros((40, 40), bool)
+    region[20:, 20:] = True
+    mask, boxes = detect(anomaly_map, 1.0, ScoringSettings(closing=0.2, min_box_area=0.0), region=region)
+    assert not mask[~region].any() and boxes[:, :4].tolist() == [[25, 25, 35, 35]]
+
+
+def test_settings_that_fixed_the_threshold_cannot_change_after_fitting():
+    settings = ScoringSettings()
+    assert settings.replace({"nms_iou": 0.3, "image_score": "max"}).nms_iou == 0.3
+    assert settings.replace({"target_fpr": settings.target_fpr}) == settings  # unchanged is fine
+    with pytest.raises(ValueError, match=r"\['smoothing_sigma'\] were fixed when the threshold was fitted"):
+        settings.replace({"smoothing_sigma": 8.0})
+    with pytest.raises(ValueError, match="unknown scoring settings"):
+        settings.replace({"sigma": 8.0})
+    for bad, message in [({"seed_ratio": 0.5}, "seed_ratio"), ({"opening": 1.5}, "opening"),
+                         ({"merge_gap": -1}, "merge_gap"), ({"nms_iou": 0}, "nms_iou")]:
+        with pytest.raises(ValueError, match=message):
+            ScoringSettings.coerce(bad)

@@ -101,3 +101,32 @@ def test_bench_runs_dfr_and_its_feature_heads_on_the_same_task(tmp_path):
     assert [r["model"] for r in results] == ["pca-residual", "memory-bank"]
     for result in results:
         assert 0.5 < result["metrics"]["pixel_auroc"] <= 1.0 and result["scoring"]["image_score"] == "top_mean"
+
+
+def test_mvtec_style_true_boxes_are_the_mask_components_and_get_box_metrics():
+    masks = [np.zeros((20, 30), bool), np.zeros((20, 30), bool)]
+    masks[1][2:5, 3:7] = True
+    masks[1][10:12, 20:29] = True
+    images = [np.zeros((20, 30, 3), np.float32)] * 2
+    task = Task("mvtec", "toy", "image", train=images, test=images, test_names=["a", "b"], masks=masks,
+                image_labels=np.array([False, True]))
+    assert [boxes.tolist() for boxes in task.true_boxes()] == [[], [[3, 2, 7, 5], [20, 10, 29, 12]]]
+    maps = [m.astype(np.float32) for m in masks]
+    found = [np.zeros((0, 5)), np.array([[3, 2, 7, 5, 1.0], [0, 15, 4, 19, 0.5]])]  # one hit, one false alarm
+    result, _ = evaluate(task, Prediction(maps, np.array([0.0, 1.0]), [m > 0.5 for m in maps], found, 0.5))
+    assert (result["box_recall"], result["box_precision"], result["box_recall_iou30"]) == (0.5, 0.5, 0.5)
+    assert result["box_count_error"] == 0.0 and result["box_ap50"] == pytest.approx(51 / 101)
+
+
+def test_bench_refuses_models_that_do_not_apply_to_the_dataset(tmp_path, capsys):
+    from benchmarks.cli import main
+
+    datasets.write_pool_like(tmp_path / "pool", n_images=4, seed=0)
+    for models, message in [("cae", "models ['cae'] do not apply to pool data; models that do: "),
+                            ("dfr,stae", "models ['stae'] do not apply to pool data"),
+                            ("nope", "unknown or unavailable models ['nope']"), (",", "--models names no model")]:
+        assert main(["bench", "--dataset", "pool", "--root", str(tmp_path / "pool"), "--models", models,
+                     "--out", str(tmp_path / "out")]) == 1
+        error = capsys.readouterr().err
+        assert message in error and ("poolae" in error or "unknown" in error or "no model" in error)
+    assert not (tmp_path / "out").exists()

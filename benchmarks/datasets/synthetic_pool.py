@@ -1,11 +1,14 @@
-"""Pool-style images: water with caustics, lane ropes, reflections; swimmers as the anomalies.
+"""Pool-style images: water with caustics, lane ropes, glare, splashes; swimmers as the anomalies.
 
 A fixed camera looks at a pool (a trapezoid in perspective, jittered by a pixel or two per
-image) surrounded by deck. Inside the pool: blue water with bright caustic lines, lane ropes of
-red and white floats, and soft window reflections, all of them normal. Swimmers (a dark body,
-a coloured cap and white splash) lie in the lanes; their box is the bounding box of exactly
-their pixels. Written as RGB PNGs with annotations in YOLO, Pascal VOC and/or COCO form and a
-pool-region mask per image, in the layout ``benchmarks.datasets.pool`` reads.
+image) surrounded by deck. Inside the pool, all of them normal: blue water with bright caustic
+lines, lane ropes of red and white floats that sway a little, patches of glare and white
+splashes of churned water. Outside it, on the deck, spectators come and go (they lie outside
+the pool mask). Swimmers (a dark body, a coloured cap and the white wake of their kicks) lie
+in the lanes, of several sizes and partly submerged: parts of the body are hidden or only
+faintly visible through the water. A swimmer's box is the bounding box of its visible pixels.
+Written as RGB PNGs with annotations in YOLO, Pascal VOC and/or COCO form and a pool-region
+mask per image, in the layout ``benchmarks.datasets.pool`` reads.
 """
 from __future__ import annotations
 
@@ -127,14 +130,18 @@ def _scene(deck: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.n
         cv2.ellipse(glare, centre, axes, float(rng.uniform(-10, 10)), 0, 360, 1.0, thickness=-1)
         glare = cv2.GaussianBlur(glare, (0, 0), 2.0) * rng.uniform(0.25, 0.5) * pool
         image = image * (1 - glare[:, :, None]) + 255.0 * glare[:, :, None]
+    for _ in range(int(rng.integers(1, 4))):
+        _splash(image, pool, int(rng.integers(0, width)), int(rng.integers(top, bottom)), rng.uniform(2.0, 5.0), rng)
     rope_ys = [top + (bottom - top) * k / LANES for k in range(1, LANES)]
     for k, y in enumerate(rope_ys):
         left, right = _edges_at(corners, y)
         thickness = 1 + round(2 * (y - top) / (bottom - top))
+        sway, phase = rng.uniform(0.0, 1.5), rng.uniform(0, 2 * np.pi)
         for n, x in enumerate(np.arange(left, right, 6.0)):
             colour = (210, 40, 40) if (n + k) % 2 else (235, 235, 235)
-            cv2.line(image, (int(x), int(y)), (int(min(x + 4, right)), int(y)), colour, thickness)
-    image = image * pool[:, :, None] + deck * ~pool[:, :, None]
+            rope_y = int(round(y + sway * np.sin(phase + x / 25.0)))
+            cv2.line(image, (int(x), rope_y), (int(min(x + 4, right)), rope_y), colour, thickness)
+    image = image * pool[:, :, None] + _with_spectators(deck, pool, rng) * ~pool[:, :, None]
     boxes = []
     lane_edges = [top] + rope_ys + [bottom]
     for lane in sorted(rng.choice(LANES, size=count, replace=False).tolist()):
@@ -152,8 +159,8 @@ def _swimmer(image: np.ndarray, pool: np.ndarray, lane_top: float, lane_bottom: 
              rng: np.random.Generator) -> np.ndarray:
     """Paint one swimmer into ``image`` (in place) inside the lane and the pool; returns its bool pixels."""
     height, width = image.shape[:2]
-    y = (lane_top + lane_bottom) / 2
-    scale = 0.6 + 0.6 * (y - corners[:, 1].min()) / np.ptp(corners[:, 1])
+    y = (lane_top + lane_bottom) / 2 + rng.uniform(-0.15, 0.15) * (lane_bottom - lane_top)
+    scale = (0.6 + 0.6 * (y - corners[:, 1].min()) / np.ptp(corners[:, 1])) * rng.uniform(0.7, 1.4)
     left, right = _edges_at(corners, y)
     length, girth = 22 * scale, 5 * scale
     x = rng.uniform(left + length, right - length)
@@ -166,9 +173,45 @@ def _swimmer(image: np.ndarray, pool: np.ndarray, lane_top: float, lane_bottom: 
         cv2.circle(parts[2], spot, max(1, int(rng.uniform(1.5, 3.0) * scale)), 1, thickness=-1)
     colours = [(95, 65, 55), _CAPS[int(rng.integers(len(_CAPS)))], (250, 250, 250)]
     parts = parts.astype(bool) & pool
-    for part, colour in zip(parts, colours):
-        image[part] = colour
-    return parts.any(axis=0)
+    # Partly submerged: under a random stretch of the body the water hides it; elsewhere it
+    # shows through the water with an opacity between 0.45 and 1.
+    submerged = np.zeros((height, width), bool)
+    if rng.random() < 0.6:
+        cut = x + rng.uniform(-0.4, 0.4) * length
+        columns = np.arange(width)[None, :]
+        submerged[:] = columns > cut if rng.random() < 0.5 else columns < cut
+        submerged &= ~parts[1]  # the cap stays above the water
+    opacity = rng.uniform(0.45, 1.0)
+    for index, (part, colour) in enumerate(zip(parts, colours)):
+        visible = part & ~submerged
+        alpha = 1.0 if index else opacity
+        image[visible] = alpha * np.array(colour, np.float64) + (1 - alpha) * image[visible]
+    return (parts & ~submerged).any(axis=0)
+
+
+def _splash(image: np.ndarray, pool: np.ndarray, x: int, y: int, radius: float, rng: np.random.Generator) -> None:
+    """Paint white churned water: a cluster of small soft bubbles around (x, y), in the pool only."""
+    height, width = image.shape[:2]
+    foam = np.zeros((height, width), np.float32)
+    for _ in range(int(rng.integers(4, 9))):
+        centre = (int(x + rng.normal(0, radius)), int(y + rng.normal(0, radius / 2)))
+        cv2.circle(foam, centre, max(1, int(rng.uniform(0.5, 1.2) * radius / 2)), 1.0, thickness=-1)
+    foam = cv2.GaussianBlur(foam, (0, 0), 1.0) * rng.uniform(0.5, 0.9) * pool
+    image[:] = image * (1 - foam[:, :, None]) + 250.0 * foam[:, :, None]
+
+
+def _with_spectators(deck: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The deck with 0 to 5 spectators (a coloured body and a head) standing outside the pool."""
+    picture = deck.copy()
+    height, width = pool.shape
+    outside = np.argwhere(~pool)
+    for _ in range(int(rng.integers(0, 6))):
+        y, x = outside[rng.integers(len(outside))]
+        size = rng.uniform(4.0, 8.0) * height / 180
+        body = tuple(float(c) for c in rng.uniform(20, 235, 3))
+        cv2.ellipse(picture, (int(x), int(y)), (max(2, int(size / 2)), max(3, int(size))), 0, 0, 360, body, thickness=-1)
+        cv2.circle(picture, (int(x), int(y - 1.4 * size)), max(2, int(size / 2.5)), (200, 160, 130), thickness=-1)
+    return picture
 
 
 def _write_yolo(path: Path, boxes: np.ndarray, size: tuple[int, int]) -> None:
