@@ -1,6 +1,7 @@
 """PoolAE: the fully convolutional autoencoder of the swimming-pool report, with region masks."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -13,6 +14,7 @@ from dfr.scoring import ScoringSettings
 
 KERNELS = (3, 5, 7, 9)
 STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
+TRAINING_STEPS = 2000  # optimiser steps of epochs="auto"
 
 
 class PoolNetwork(nn.Module):
@@ -65,15 +67,19 @@ class PoolAE(PixelModel):
     Args:
         preset: ``"source"`` (default: widths 32/64/128/256, 16 crops of 128 per image and
             epoch, Adam 1e-3, batch 8, 30 epochs; the report found 20-50 epochs best, longer
-            lets it reconstruct swimmers) or ``"cpu"`` (widths 16/32/48/64, 60 epochs, else the
-            same). Arguments left as ``None`` take the preset's value; :meth:`settings` shows them.
+            lets it reconstruct swimmers) or ``"cpu"`` (widths 16/32/48/64, ``"auto"`` epochs,
+            else the same). Arguments left as ``None`` take the preset's value;
+            :meth:`settings` shows them.
         width: network image width in pixels (the report downscaled 1600x900 photos 5x, to
             320); ``None`` keeps each image's size.
         channels: widths of the four encoder convolutions.
         crop_size: side of the training crops, a multiple of 16.
         crops_per_image: training crops per image and epoch.
         flip, max_rotation, brightness, saturation: augmentation (see above).
-        epochs, batch_size, learning_rate: Adam on the region-masked mean squared error.
+        epochs, batch_size, learning_rate: Adam on the region-masked mean squared error;
+            ``epochs="auto"`` (the cpu preset's) takes the fewest epochs that give
+            ``TRAINING_STEPS`` optimiser steps, so that fitting costs about the same whatever
+            the number of images.
         scoring, seed, device: see :class:`dfr.AnomalyModel`.
     """
 
@@ -81,7 +87,7 @@ class PoolAE(PixelModel):
     PRESETS = {
         "source": {"channels": (32, 64, 128, 256), "crop_size": 128, "crops_per_image": 16, "epochs": 30,
                    "batch_size": 8, "learning_rate": 1e-3},
-        "cpu": {"channels": (16, 32, 48, 64), "crop_size": 128, "crops_per_image": 16, "epochs": 60,
+        "cpu": {"channels": (16, 32, 48, 64), "crop_size": 128, "crops_per_image": 16, "epochs": "auto",
                 "batch_size": 8, "learning_rate": 1e-3},
     }
 
@@ -97,7 +103,7 @@ class PoolAE(PixelModel):
         max_rotation: float = 10.0,
         brightness: float = 0.1,
         saturation: float = 0.1,
-        epochs: int | None = None,
+        epochs: int | str | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
         scoring: ScoringSettings | dict[str, Any] | None = None,
@@ -145,6 +151,11 @@ class PoolAE(PixelModel):
         prepared = [(image, weight) for image, weight in prepared if weight.max() > 0.5]
         if not prepared:
             raise ValueError("every training image has an empty region mask")
+        if settings["epochs"] == "auto":
+            steps_per_epoch = math.ceil(len(prepared) * settings["crops_per_image"] / settings["batch_size"])
+            settings["epochs"] = math.ceil(TRAINING_STEPS / steps_per_epoch)
+        elif isinstance(settings["epochs"], bool) or not isinstance(settings["epochs"], int) or settings["epochs"] < 1:
+            raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
         with self._seeded() as rng:
             self.network_ = self._network().to(self.device_)
 

@@ -66,7 +66,7 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
     result = {
         "dataset": task.dataset, "task": task.name, "model": spec.name, "label": spec.label,
         "metrics": evaluation, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-        "test_items": len(task.frames), "threshold": float(model.threshold_),
+        "test_items": len(task.frames), "threshold": float(model.threshold_), "score_stats": model.score_stats_,
         "config": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
                    for k, v in model.get_params().items() if k != "scoring"},
         "scoring": model.scoring.to_dict(),

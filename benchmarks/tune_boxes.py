@@ -24,13 +24,14 @@ import numpy as np
 
 from benchmarks.models import model_specs
 from benchmarks.tasks import Task
-from benchmarks.write_data import SPLIT_SEEDS, write_split
+from benchmarks.write_data import write_split
 from dfr import ScoringSettings, metrics, scoring
 
 GRID = {
     "seed_ratio": (1.0, 1.5, 2.0, 3.0),
     "opening": (0.0, 0.01, 0.02),
     "closing": (0.0, 0.02, 0.04),
+    "peak_fraction": (0.0, 0.3, 0.5),
     "min_box_area": (0.0002, 0.0005, 0.001),
     "merge_gap": (None, 0.0, 0.01, 0.03),
 }

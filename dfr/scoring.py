@@ -4,9 +4,10 @@ Every model takes one :class:`ScoringSettings` (``scoring=``): how its maps are 
 and turned into scores, masks and boxes. The settings are stored in the model file.
 
 From map to boxes (:func:`detect`), the one box pipeline of every model: the smoothed map is
-restricted to an optional region of interest, thresholded with hysteresis (pixels above the
-fitted threshold, kept only where their component holds a seed above a higher one), cleaned
-by a morphological opening and closing, cut into 8-connected components of a minimum area,
+restricted to an optional region of interest, thresholded at the fitted threshold, cleaned by
+a morphological opening and closing, kept by hysteresis (only components holding a seed above
+a higher level), cut back to each component's pixels near its own peak, cut into
+8-connected components of a minimum area,
 boxed, and the boxes that overlap or nearly touch are merged, then non-maximum suppressed.
 """
 from __future__ import annotations
@@ -48,6 +49,9 @@ class ScoringSettings:
             and thin lines) and then closing (joins nearby fragments) of the mask, as a
             fraction of the image's shorter side (rounded up to an odd number of pixels);
             below 2 pixels the step is skipped.
+        peak_fraction: each component is cut back to its pixels above ``median + peak_fraction
+            * (peak - median)``, its own peak's level (which can split it in two); boxes then
+            follow the object, not the blur around it. 0 keeps the component whole.
         min_box_area: smallest connected component that becomes a box, as a fraction of the
             image's area (at least one pixel).
         merge_gap: boxes that overlap or lie at most this far apart (fraction of the shorter
@@ -65,11 +69,12 @@ class ScoringSettings:
     smoothing_sigma: float = 4.0
     image_score: str = "top_mean"
     top_fraction: float = 0.01
-    seed_ratio: float = 1.0
+    seed_ratio: float = 2.0
     opening: float = 0.0
-    closing: float = 0.0
+    closing: float = 0.01
+    peak_fraction: float = 0.5
     min_box_area: float = 0.0005
-    merge_gap: float | None = 0.0
+    merge_gap: float | None = 0.01
     nms_iou: float = 0.5
 
     def __post_init__(self) -> None:
@@ -85,6 +90,8 @@ class ScoringSettings:
             raise ValueError(f"top_fraction must lie in (0, 1], got {self.top_fraction}")
         if not _number(self.seed_ratio) or self.seed_ratio < 1:
             raise ValueError(f"seed_ratio must be a number >= 1 (1: no hysteresis), got {self.seed_ratio!r}")
+        if not _number(self.peak_fraction) or not 0 <= self.peak_fraction < 1:
+            raise ValueError(f"peak_fraction must lie in [0, 1) (0: no peak cut), got {self.peak_fraction!r}")
         for name in ("opening", "closing", "min_box_area"):
             value = getattr(self, name)
             if not _number(value) or not 0 <= value < 1:
@@ -131,7 +138,8 @@ class ScoringSettings:
 
 
 #: Scoring settings that may change after fitting: they do not enter the fitted threshold.
-AFTER_FIT = ("image_score", "top_fraction", "seed_ratio", "opening", "closing", "min_box_area", "merge_gap", "nms_iou")
+AFTER_FIT = ("image_score", "top_fraction", "seed_ratio", "opening", "closing", "peak_fraction", "min_box_area",
+             "merge_gap", "nms_iou")
 
 
 def _number(value: Any) -> bool:
@@ -234,7 +242,8 @@ def detection_mask(
     region: np.ndarray | None = None,
 ) -> np.ndarray:
     """bool (H, W): ``map > threshold`` inside ``region`` (bool (H, W), optional), opened,
-    closed and kept by hysteresis per ``settings``; ``floor`` is the normal pixel median."""
+    closed, kept by hysteresis and cut back to each component's peak level per ``settings``;
+    ``floor`` is the normal pixel median."""
     mask = anomaly_map > threshold
     if region is not None:
         mask &= region
@@ -252,6 +261,10 @@ def detection_mask(
         seeded[labels[mask & (anomaly_map > floor + settings.seed_ratio * (threshold - floor))]] = True
         seeded[0] = False
         mask = seeded[labels]
+    if settings.peak_fraction > 0 and mask.any():
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        peaks = np.append(0.0, ndimage.maximum(anomaly_map, labels, np.arange(1, count)))
+        mask &= anomaly_map > floor + settings.peak_fraction * (peaks[labels] - floor)
     return mask
 
 

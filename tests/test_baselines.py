@@ -392,3 +392,14 @@ def test_windows_must_cover_every_frame(clips):
 def test_inpainting_ignores_boxes_outside_the_image():
     image = np.random.default_rng(0).random((20, 30)).astype(np.float32)
     assert np.array_equal(inpaint_boxes(image, [[-40, -40, -10, -10], [35, 5, 50, 9]]), image)
+
+
+def test_pool_ae_cpu_preset_trains_a_fixed_number_of_steps(pool, monkeypatch):
+    import baselines.pool
+
+    monkeypatch.setattr(baselines.pool, "TRAINING_STEPS", 10)
+    model = _pool_model(pool, epochs=None, crops_per_image=2, batch_size=4)
+    # 12 images x 2 crops / batches of 4 = 6 steps per epoch: 2 epochs give the 10 steps
+    assert PoolAE("cpu").settings()["epochs"] == "auto" and len(model.training_loss_) == 2
+    with pytest.raises(ValueError, match="epochs must be a positive integer or 'auto', got 'many'"):
+        _pool_model(pool, epochs="many")

@@ -6,13 +6,18 @@ import dfr
 from dfr import DFR
 from dfr.autoencoder import FeatureAutoencoder
 from dfr.dfr_model import TRAINING_STEPS
+from dfr.scoring import detect
 from tests.conftest import pixel_auc
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 
 
+# box steps off: masks are then exactly map > threshold
+PLAIN_MASKS = {"seed_ratio": 1.0, "closing": 0.0, "opening": 0.0, "peak_fraction": 0.0}
+
+
 def test_finds_planted_defects_in_brick(fitted_dfr, brick):
-    prediction = fitted_dfr.predict(brick.test)
+    prediction = fitted_dfr.predict(brick.test, scoring=PLAIN_MASKS)
     assert pixel_auc(prediction.anomaly_maps, brick.masks) >= 0.85
     # the masks (threshold at 0.5 % FPR of held-out normal pixels) catch every visible defect;
     # the subtle "blur" kind is left to the threshold-free AUROC above
@@ -26,7 +31,12 @@ def test_finds_planted_defects_in_brick(fitted_dfr, brick):
 def test_prediction_fields_are_consistent(fitted_dfr, brick):
     prediction = fitted_dfr.predict(brick.test[:3])
     assert len(prediction) == 3 and prediction.threshold == fitted_dfr.threshold_
-    assert np.array_equal(prediction.masks, prediction.anomaly_maps > fitted_dfr.threshold_)
+    floor = fitted_dfr.score_stats_["pixel_median"]
+    for mask, boxes, anomaly_map in zip(prediction.masks, prediction.boxes, prediction.anomaly_maps):
+        expected_mask, expected_boxes = detect(anomaly_map, fitted_dfr.threshold_, fitted_dfr.scoring, floor=floor)
+        assert np.array_equal(mask, expected_mask) and np.array_equal(boxes, expected_boxes)
+    plain = fitted_dfr.predict(brick.test[:3], scoring=PLAIN_MASKS)
+    assert np.array_equal(plain.masks, plain.anomaly_maps > fitted_dfr.threshold_)
     # the default image score: the mean of the top 1 % of pixels (164 of 128 x 128)
     top = np.sort(prediction.anomaly_maps.reshape(3, -1), axis=1)[:, -164:]
     assert fitted_dfr.scoring.image_score == "top_mean" and np.allclose(prediction.scores, top.mean(1))

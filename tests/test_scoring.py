@@ -81,16 +81,20 @@ def test_scoring_settings_are_checked_up_front():
         ScoringSettings.coerce(0.005)
 
 
+# every box step off: the tests below switch on the one they check
+BARE = dict(seed_ratio=1.0, opening=0.0, closing=0.0, peak_fraction=0.0, min_box_area=0.0, merge_gap=None, nms_iou=1.0)
+
+
 def test_hysteresis_keeps_only_components_with_a_seed():
     anomaly_map = np.zeros((20, 20), np.float32)
     anomaly_map[2:6, 2:6] = 1.5     # above the threshold 1, below the seed level 0 + 2 * (1 - 0) = 2
     anomaly_map[10:14, 10:14] = 1.5
     anomaly_map[12, 12] = 3.0       # the seed of the second component
-    settings = ScoringSettings(seed_ratio=2.0, min_box_area=0.0)
+    settings = ScoringSettings(**BARE | {"seed_ratio": 2.0})
     mask, boxes = detect(anomaly_map, 1.0, settings, floor=0.0)
     assert mask.sum() == 16 and mask[12, 12] and not mask[3, 3]
     assert boxes.tolist() == [[10, 10, 14, 14, 3.0]]
-    _, both = detect(anomaly_map, 1.0, ScoringSettings(seed_ratio=1.0, min_box_area=0.0))
+    _, both = detect(anomaly_map, 1.0, ScoringSettings(**BARE))
     assert len(both) == 2
 
 
@@ -99,7 +103,7 @@ def test_opening_removes_thin_lines_and_closing_joins_fragments():
     anomaly_map[50, 5:95] = 2.0           # a one-pixel line (a lane rope)
     anomaly_map[10:20, 10:20] = 2.0       # two blobs 2 px apart
     anomaly_map[10:20, 22:32] = 2.0
-    plain = ScoringSettings(min_box_area=0.0, merge_gap=None, nms_iou=1.0)
+    plain = ScoringSettings(**BARE)
     assert len(detect(anomaly_map, 1.0, plain)[1]) == 3
     opened = dataclasses.replace(plain, opening=0.03)   # a 3-pixel disk
     boxes = detect(anomaly_map, 1.0, opened)[1]
@@ -112,8 +116,20 @@ def test_min_box_area_is_a_fraction_of_the_image():
     anomaly_map = np.zeros((100, 100), np.float32)
     anomaly_map[0:3, 0:3] = 2.0      # 9 px = 0.0009 of the image
     anomaly_map[50:54, 50:54] = 2.0  # 16 px
-    assert len(detect(anomaly_map, 1.0, ScoringSettings(min_box_area=0.0009))[1]) == 2
-    assert detect(anomaly_map, 1.0, ScoringSettings(min_box_area=0.001))[1][:, :4].tolist() == [[50, 50, 54, 54]]
+    assert len(detect(anomaly_map, 1.0, ScoringSettings(**BARE | {"min_box_area": 0.0009}))[1]) == 2
+    assert detect(anomaly_map, 1.0, ScoringSettings(**BARE | {"min_box_area": 0.001}))[1][:, :4].tolist() == [[50, 50, 54, 54]]
+
+
+def test_peak_cut_shrinks_a_blurred_blob_and_splits_touching_objects():
+    anomaly_map = np.zeros((30, 60), np.float32)
+    anomaly_map[5:25, 5:45] = 1.5      # the blur around two objects, above the threshold 1
+    anomaly_map[10:20, 10:20] = 4.0    # a strong object
+    anomaly_map[12:18, 30:40] = 3.0    # a weaker one, touching it through the blur
+    whole = detect(anomaly_map, 1.0, ScoringSettings(**BARE))[1]
+    assert whole[:, :4].tolist() == [[5, 5, 45, 25]]
+    # floor 0: each component keeps its pixels above 0.5 x its peak 4 = 2
+    cut = detect(anomaly_map, 1.0, ScoringSettings(**BARE | {"peak_fraction": 0.5}), floor=0.0)[1]
+    assert cut.tolist() == [[10, 10, 20, 20, 4.0], [30, 12, 40, 18, 3.0]]
 
 
 def test_merge_boxes_by_hand():
@@ -139,7 +155,7 @@ def test_nothing_outside_the_region_becomes_a_mask_pixel_or_box():
     anomaly_map[25:35, 25:35] = 2.0
     region = np.zeros((40, 40), bool)
     region[20:, 20:] = True
-    mask, boxes = detect(anomaly_map, 1.0, ScoringSettings(closing=0.2, min_box_area=0.0), region=region)
+    mask, boxes = detect(anomaly_map, 1.0, ScoringSettings(**BARE | {"closing": 0.2}), region=region)
     assert not mask[~region].any() and boxes[:, :4].tolist() == [[25, 25, 35, 35]]
 
 

@@ -27,11 +27,12 @@ def write_mvtec_like(
     size: int = 128,
     good_fraction: float = 0.25,
     seed: int = 0,
+    disjoint: bool = True,
     overwrite: bool = False,
 ) -> dict[str, DefectDataset]:
     """Write ``root/<texture>/{train,test,ground_truth}`` for each texture in ``categories``.
 
-    Category ``i`` uses seed ``seed + i``. Returns, per category, what was written: images
+    Category ``i`` uses seed ``seed + i``; ``disjoint`` as for ``dfr.synthetic.defect_dataset``. Returns, per category, what was written: images
     as float32 (size, size) exactly as stored (uint8 / 255), with test images, masks and
     defect names in the order ``read_mvtec`` lists them (``good`` first, then defect folders
     in natural order, files in natural order).
@@ -40,7 +41,8 @@ def write_mvtec_like(
     written = {}
     for index, name in enumerate(categories):
         data = defect_dataset(
-            name, n_train=n_train, n_test=n_test, size=size, good_fraction=good_fraction, seed=seed + index
+            name, n_train=n_train, n_test=n_test, size=size, good_fraction=good_fraction, seed=seed + index,
+            disjoint=disjoint,
         )
         written[name] = _write_category(prepare_folder(root / name, overwrite), data)
     return written
