@@ -4,13 +4,18 @@ Writes the demo's synthetic data to a temporary folder (UCSD-like: 4 training an
 clips of 40 frames, 120x160; pool-like: 16 images of 180x320, or with ``--pool-train`` and
 ``--pool-size`` the pool use case's size), fits every baseline with
 ``preset="cpu"`` on it and prints, per model: fit wall time, prediction time per frame or
-image, parameter count, last training loss, and one detection metric (frame ROC-AUC,
+image and the share of it spent on masks and boxes (``predict`` against ``anomaly_map``),
+parameter count, last training loss, and one detection metric (frame ROC-AUC,
 micro, for the video models on the test clips; pixel ROC-AUC for the CAE on the test frames
-and for the pool AE inside the pool on the swimmer boxes).
+and for the pool AE inside the pool on the swimmer boxes, with its box F1 and AP50 at IoU
+0.5). The pool AE gets the pool case's scoring (``benchmarks.models.POOL_SCORING``);
+``--pool-epochs`` replaces its preset's training length, e.g. to compare with the 60 epochs
+of the previous cpu preset.
 
     python benchmarks/perf_baselines.py
     python benchmarks/perf_baselines.py --models stae convlstm --threads 2
     python benchmarks/perf_baselines.py --models poolae --pool-train 60 --pool-size 360x640
+    python benchmarks/perf_baselines.py --models poolae --pool-train 60 --pool-size 360x640 --pool-epochs 60
 
 Timings depend on the machine and on what else runs on it; ``--threads`` sets torch's
 thread count (default: torch's own choice).
@@ -28,6 +33,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.datasets import boxes_to_mask, write_pool_like, write_ucsd_like
+from benchmarks.models import POOL_SCORING
 from dfr import metrics
 
 MODELS = ("cae", "stae", "convlstm", "poolae")
@@ -52,15 +58,16 @@ def _pool(root: str, train: int | None = None, size: tuple[int, int] = (180, 320
         "train": _pick(data.images, free), "train_regions": _pick(data.region_masks, free),
         "test": _pick(data.images, busy), "test_regions": _pick(data.region_masks, busy),
         "truth": [boxes_to_mask(data.boxes[i], data.images[i].shape[:2]) for i in busy],
+        "boxes": _pick(data.boxes, busy),
     }
 
 
-def run(name: str, ucsd: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
+def run(name: str, ucsd: dict[str, Any], pool: dict[str, Any], pool_epochs: int | None = None) -> dict[str, Any]:
     """Fit and predict one model; returns its timings and metric."""
     import baselines
 
     if name == "poolae":
-        model = baselines.PoolAE("cpu", device="cpu")
+        model = baselines.PoolAE("cpu", epochs=pool_epochs, scoring=POOL_SCORING, device="cpu")
         fit_args, data, extra = (pool["train"],), pool["test"], {"region_masks": pool["test_regions"]}
         fit_kwargs = {"region_masks": pool["train_regions"]}
     elif name == "cae":
@@ -76,10 +83,15 @@ def run(name: str, ucsd: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]
     started = time.perf_counter()
     prediction = model.predict(data, **extra)
     predict_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model.anomaly_map(data, **extra)
+    map_seconds = time.perf_counter() - started
     if name == "poolae":
         inside = np.stack(pool["test_regions"])
         truth, maps = np.stack(pool["truth"])[inside], np.asarray(prediction.anomaly_maps)[inside]
-        metric = ("pixel ROC-AUC in pool", roc_auc_score(truth, maps))
+        boxes = metrics.detection_metrics(prediction.boxes, pool["boxes"])
+        metric = ("pixel ROC-AUC in pool", roc_auc_score(truth, maps),
+                  f", box F1 {boxes['f1']:.3f}, AP50 {boxes['ap50']:.3f} ({len(model.training_loss_)} epochs)")
     elif name == "cae":
         metric = ("pixel ROC-AUC", metrics.pixel_auroc(prediction.anomaly_maps, np.concatenate(ucsd["masks"])))
     else:
@@ -87,6 +99,7 @@ def run(name: str, ucsd: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]
         metric = ("frame ROC-AUC", metrics.frame_auc(per_clip, ucsd["labels"]))
     return {
         "model": name, "fit_s": fit_seconds, "predict_ms_per_item": 1000 * predict_seconds / len(prediction),
+        "box_share": max(0.0, 1 - map_seconds / predict_seconds),
         "parameters": sum(p.numel() for p in model.network_.parameters()),
         "final_loss": model.training_loss_[-1], "metric": metric,
     }
@@ -98,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--pool-train", type=int, help="pool: this many training images (default: the demo's)")
     parser.add_argument("--pool-size", default="180x320", help="pool: image height x width (default 180x320)")
+    parser.add_argument("--pool-epochs", type=int, help="pool AE: training epochs (default: its cpu preset's)")
     args = parser.parse_args(argv)
     height, width = (int(side) for side in args.pool_size.split("x"))
     if args.threads:
@@ -106,14 +120,15 @@ def main(argv: list[str] | None = None) -> None:
         ucsd, pool = _ucsd(f"{root}/ucsd"), _pool(f"{root}/pool", args.pool_train, (height, width))
         print(f"pool: {len(pool['train'])} training and {len(pool['test'])} test images of {height}x{width}")
         print(f"torch threads: {torch.get_num_threads()}")
-        print(f"{'model':10s} {'fit s':>7s} {'predict ms/item':>16s} {'parameters':>11s} {'last loss':>10s}  metric")
+        print(f"{'model':10s} {'fit s':>7s} {'predict ms/item':>16s} {'boxes':>6s} {'parameters':>11s} {'last loss':>10s}  metric")
         for name in args.models:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = run(name, ucsd, pool)
-            label, value = result["metric"]
-            print(f"{name:10s} {result['fit_s']:7.1f} {result['predict_ms_per_item']:16.1f} {result['parameters']:11d} "
-                  f"{result['final_loss']:10.2e}  {label} {value:.3f}")
+                result = run(name, ucsd, pool, args.pool_epochs)
+            label, value, *more = result["metric"]
+            print(f"{name:10s} {result['fit_s']:7.1f} {result['predict_ms_per_item']:16.1f} {result['box_share']:6.1%} "
+                  f"{result['parameters']:11d} "
+                  f"{result['final_loss']:10.2e}  {label} {value:.3f}{''.join(more)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from benchmarks.write_data import write_split
 from dfr import ScoringSettings, metrics, scoring
 
 GRID = {
-    "seed_ratio": (1.0, 1.5, 2.0, 3.0),
+    "seed_ratio": (1.0, 1.5, 2.0, 2.5, 3.0),
     "opening": (0.0, 0.01, 0.02),
     "closing": (0.0, 0.02, 0.04),
     "peak_fraction": (0.0, 0.3, 0.5),

@@ -49,7 +49,9 @@ class AnomalyModel:
     Shared scoring, set by ``scoring`` (a :class:`dfr.scoring.ScoringSettings`, a dict of its
     fields, or ``None`` for the defaults): every map is first smoothed with a Gaussian of
     ``smoothing_sigma`` pixels; ``fit`` then sets ``threshold_``, the pixel threshold at
-    ``target_fpr`` on held-out normal maps; masks and boxes come from the one box pipeline,
+    ``target_fpr`` on held-out normal maps (with ``normalise_positions``, maps are first
+    divided by ``position_scale_``, the normal level per position fitted on the training
+    images' maps; else it is ``None``); masks and boxes come from the one box pipeline,
     :func:`dfr.scoring.detect`; image scores follow ``image_score``.
 
     Image models take optional region masks (``region_masks=``, see
@@ -107,6 +109,10 @@ class AnomalyModel:
             held_regions = self._read_regions(validation_region_masks, held_out)
         self.device_ = resolve_device(self.device)
         self._fit(self._network_input(train, train_regions))
+        self.position_scale_ = None
+        if self.scoring.normalise_positions:
+            train_maps = self._postprocess(self._maps(self._network_input(train, train_regions)), train_regions)
+            self.position_scale_ = scoring.position_scale(train_maps, train_regions)
         normal_maps = self._postprocess(self._maps(self._network_input(held_out, held_regions)), held_regions)
         self._fit_scoring(normal_maps, held_regions)
         return self
@@ -172,7 +178,8 @@ class AnomalyModel:
                 "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "params": params,
                 "state": self._state(),
-                "scoring": {"threshold": self.threshold_, "stats": self.score_stats_},
+                "scoring": {"threshold": self.threshold_, "stats": self.score_stats_,
+                            "position_scale": None if self.position_scale_ is None else torch.from_numpy(self.position_scale_)},
             },
             overwrite=overwrite,
         )
@@ -189,6 +196,8 @@ class AnomalyModel:
         model._load_state(record["state"])
         model.threshold_ = float(record["scoring"]["threshold"])
         model.score_stats_ = dict(record["scoring"]["stats"])
+        scale = record["scoring"].get("position_scale")
+        model.position_scale_ = None if scale is None else scale.numpy()
         return model
 
     # ----------------------------------------------------------------- hooks
@@ -243,10 +252,12 @@ class AnomalyModel:
         return list(zip(items, regions))
 
     def _postprocess(self, maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """Smooth every map in place (``scoring.smoothing_sigma``), then zero it outside its
-        region; returns the same list."""
+        """Smooth every map in place (``scoring.smoothing_sigma``), divide it by the fitted
+        ``position_scale_`` when there is one, then zero it outside its region; returns the same list."""
         for index, anomaly_map in enumerate(maps):
             smoothed = scoring.smooth(anomaly_map, self.scoring.smoothing_sigma)
+            if self.position_scale_ is not None:
+                smoothed = scoring.normalise_positions(smoothed, self.position_scale_)
             maps[index] = smoothed if regions is None else np.where(regions[index], smoothed, 0.0).astype(np.float32)
         return maps
 

@@ -3,6 +3,10 @@
 Every model takes one :class:`ScoringSettings` (``scoring=``): how its maps are post-processed
 and turned into scores, masks and boxes. The settings are stored in the model file.
 
+For fixed cameras, ``normalise_positions`` divides every map by the normal level of the map at
+each position (:func:`position_scale`), so that places that never reconstruct well (lane
+ropes, edges) do not outshine the objects.
+
 From map to boxes (:func:`detect`), the one box pipeline of every model: the smoothed map is
 restricted to an optional region of interest, thresholded at the fitted threshold, cleaned by
 a morphological opening and closing, kept by hysteresis (only components holding a seed above
@@ -19,13 +23,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from dfr.metrics import box_iou
 
 IMAGE_SCORES = ("max", "mean", "top_mean")
+#: :func:`position_scale`: Gaussian smoothing of the per-position mean, as a fraction of the
+#: shorter side, and the quantile of its values it is raised to (chosen on the validation
+#: split of the generated pool data, ``benchmarks/tune_boxes.py``).
+POSITION_SMOOTHING = 0.02
+POSITION_FLOOR_QUANTILE = 0.25
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,11 @@ class ScoringSettings:
             ``fit`` gets no ``validation=``.
         smoothing_sigma: standard deviation, in pixels of the input image, of the Gaussian
             applied to every map before anything else; 0 turns smoothing off.
+        normalise_positions: divide every smoothed map by the normal level at each position,
+            the mean of the training images' own maps (:func:`position_scale`); for fixed
+            cameras, where some places (lane ropes, edges) always reconstruct worse than
+            others. Costs one more pass over the training images in ``fit``; training images
+            must share one size.
         image_score: ``"max"`` (the map maximum), ``"mean"`` (the map mean) or ``"top_mean"``
             (the mean of the ``top_fraction`` highest pixels) of the smoothed map. Video
             models keep their own frame score.
@@ -67,6 +80,7 @@ class ScoringSettings:
     target_fpr: float = 0.005
     validation_fraction: float = 0.2
     smoothing_sigma: float = 4.0
+    normalise_positions: bool = False
     image_score: str = "top_mean"
     top_fraction: float = 0.01
     seed_ratio: float = 2.0
@@ -84,6 +98,8 @@ class ScoringSettings:
             raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
         if not (isinstance(self.smoothing_sigma, (int, float)) and self.smoothing_sigma >= 0):
             raise ValueError(f"smoothing_sigma must be a number of pixels >= 0 (0: off), got {self.smoothing_sigma!r}")
+        if not isinstance(self.normalise_positions, bool):
+            raise ValueError(f"normalise_positions must be True or False, got {self.normalise_positions!r}")
         if self.image_score not in IMAGE_SCORES:
             raise ValueError(f"image_score must be one of {IMAGE_SCORES}, got {self.image_score!r}")
         if not 0.0 < self.top_fraction <= 1.0:
@@ -153,6 +169,43 @@ def smooth(anomaly_map: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(np.asarray(anomaly_map, np.float32), (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
 
 
+def position_scale(maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> np.ndarray:
+    """Normal map level per position, float32 (H, W), from the maps (H, W) of normal images.
+
+    The mean over the maps of each position inside its image's region (bool (H, W); whole
+    images without ``regions``), smoothed by a Gaussian of ``POSITION_SMOOTHING`` of the
+    shorter side (normalised by the region coverage, so borders are not pulled down), then
+    raised to at least the ``POSITION_FLOOR_QUANTILE`` quantile of its positive values so that
+    calm places are not amplified. Positions outside every region get that floor too; maps
+    that are zero everywhere give a scale of 1.
+    """
+    shapes = sorted({m.shape for m in maps})
+    if len(shapes) != 1:
+        raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got map sizes {shapes}")
+    total = np.zeros(shapes[0], np.float64)
+    covered = np.zeros(shapes[0], np.float64)
+    for index, anomaly_map in enumerate(maps):
+        weight = np.ones(shapes[0]) if regions is None else regions[index].astype(np.float64)
+        total += anomaly_map * weight
+        covered += weight
+    sigma = POSITION_SMOOTHING * min(shapes[0])
+    total, covered = smooth(total.astype(np.float32), sigma), smooth(covered.astype(np.float32), sigma)
+    inside = covered > 1e-3
+    if not inside.any():
+        raise ValueError("normalise_positions: the training maps cover no position (empty regions)")
+    mean = np.where(inside, total / np.maximum(covered, 1e-3), 0.0)
+    positive = mean[inside & (mean > 0)]
+    floor = float(np.quantile(positive, POSITION_FLOOR_QUANTILE)) if positive.size else 1.0
+    return np.maximum(mean, floor).astype(np.float32)
+
+
+def normalise_positions(anomaly_map: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``anomaly_map / scale``, float32 (H, W); a scale of another size is resized to the map's."""
+    if scale.shape != anomaly_map.shape:
+        scale = cv2.resize(scale, anomaly_map.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return (anomaly_map / scale).astype(np.float32)
+
+
 def fit_threshold(normal_maps: list[np.ndarray], target_fpr: float) -> float:
     """Smallest pixel threshold that flags at most ``target_fpr`` of the given normal pixels.
 
@@ -209,6 +262,15 @@ def heatmap_range(stats: dict[str, float], threshold: float) -> tuple[float, flo
     return low, low + 2.0 * max(threshold - low, 1e-12)
 
 
+def component_peaks(anomaly_map: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """float64 (count,): the map's maximum over each label of ``labels`` (int (H, W), 0 =
+    background, whose entry is -inf), from the labelled pixels only."""
+    peaks = np.full(count, -np.inf)
+    labelled = labels > 0
+    np.maximum.at(peaks, labels[labelled], anomaly_map[labelled])
+    return peaks
+
+
 def boxes_from_mask(mask: np.ndarray, anomaly_map: np.ndarray, min_area: int) -> np.ndarray:
     """Boxes around the 8-connected components of ``mask`` with at least ``min_area`` pixels.
 
@@ -220,7 +282,7 @@ def boxes_from_mask(mask: np.ndarray, anomaly_map: np.ndarray, min_area: int) ->
     keep = [label for label in range(1, count) if stats[label, cv2.CC_STAT_AREA] >= min_area]
     if not keep:
         return np.zeros((0, 5), dtype=np.float64)
-    peaks = ndimage.maximum(anomaly_map, labels, keep)
+    peaks = component_peaks(anomaly_map, labels, count)[keep]
     boxes = np.array(
         [
             [
@@ -230,7 +292,7 @@ def boxes_from_mask(mask: np.ndarray, anomaly_map: np.ndarray, min_area: int) ->
                 stats[label, cv2.CC_STAT_TOP] + stats[label, cv2.CC_STAT_HEIGHT],
                 peak,
             ]
-            for label, peak in zip(keep, np.atleast_1d(peaks))
+            for label, peak in zip(keep, peaks)
         ],
         dtype=np.float64,
     )
@@ -263,7 +325,7 @@ def detection_mask(
         mask = seeded[labels]
     if settings.peak_fraction > 0 and mask.any():
         count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        peaks = np.append(0.0, ndimage.maximum(anomaly_map, labels, np.arange(1, count)))
+        peaks = component_peaks(anomaly_map, labels, count)
         mask &= anomaly_map > floor + settings.peak_fraction * (peaks[labels] - floor)
     return mask
 

@@ -121,10 +121,12 @@ def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
     train, test = folders
     model_path = tmp_path / "bank.dfr"
     assert main(["fit", "--model", "memory-bank", "--train", str(train), "--weights", "random", "--image-size", "32",
-                 "--smoothing-sigma", "0", "--image-score", "max", "--target-fpr", "0.01", "--out", str(model_path)]) == 0
+                 "--smoothing-sigma", "0", "--image-score", "max", "--target-fpr", "0.01", "--normalise-positions", "true",
+                 "--out", str(model_path)]) == 0
     model = dfr.load(model_path)
     assert isinstance(model, PatchMemoryBank) and model.image_size == 32
     assert (model.scoring.smoothing_sigma, model.scoring.image_score, model.scoring.target_fpr) == (0.0, "max", 0.01)
+    assert model.scoring.normalise_positions and model.position_scale_.min() > 0
     out = tmp_path / "out"
     assert main(["predict", str(model_path), str(test), "--out", str(out)]) == 0
     anomaly_map = np.load(out / "maps" / "t0.npy")

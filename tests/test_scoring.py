@@ -2,10 +2,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
+from dfr.metrics import box_iou
+from dfr.model import AnomalyModel
 from dfr.scoring import (
     ScoringSettings, boxes_from_mask, detect, fit_threshold, heatmap_range, image_score, image_scores, merge_boxes,
-    non_maximum_suppression, score_statistics, smooth,
+    non_maximum_suppression, normalise_positions, position_scale, score_statistics, smooth,
 )
 
 
@@ -171,3 +174,69 @@ def test_settings_that_fixed_the_threshold_cannot_change_after_fitting():
                          ({"merge_gap": -1}, "merge_gap"), ({"nms_iou": 0}, "nms_iou")]:
         with pytest.raises(ValueError, match=message):
             ScoringSettings.coerce(bad)
+
+
+def test_position_scale_is_the_region_weighted_mean_raised_to_a_floor():
+    ones = np.ones((50, 50), np.float32)
+    assert np.allclose(position_scale([ones, 3 * ones]), 2.0)
+    left = np.zeros((50, 50), bool)
+    left[:, :25] = True
+    scale = position_scale([4 * ones, 2 * ones], [left, np.ones((50, 50), bool)])
+    assert np.allclose(scale[:, :20], 3.0) and np.allclose(scale[:, 30:], 2.0)  # (4 + 2) / 2 where both count
+    stripe = 0.01 * ones
+    stripe[20:30] = 1.0
+    scale = position_scale([stripe])
+    assert scale[25, 0] == pytest.approx(1.0, abs=0.01) and scale.min() == pytest.approx(0.01, abs=1e-4)
+    assert np.all(position_scale([0 * ones]) == 1.0)
+    with pytest.raises(ValueError, match="one size"):
+        position_scale([ones, np.ones((40, 50), np.float32)])
+
+
+def test_normalise_positions_divides_and_resizes_the_scale():
+    anomaly_map = np.full((20, 40), 6.0, np.float32)
+    assert np.allclose(normalise_positions(anomaly_map, np.full((20, 40), 2.0, np.float32)), 3.0)
+    assert np.allclose(normalise_positions(anomaly_map, np.full((10, 20), 3.0, np.float32)), 2.0)
+
+
+class MeanImageModel(AnomalyModel):
+    """Test model: the map is the absolute difference from the mean training image."""
+
+    def _fit(self, items):
+        self.mean_ = np.mean(items, axis=0)
+
+    def _maps(self, items):
+        return [np.abs(item - self.mean_).mean(-1).astype(np.float32) for item in items]
+
+    def _state(self):
+        return {"mean": torch.from_numpy(self.mean_)}
+
+    def _load_state(self, state):
+        self.mean_ = state["mean"].numpy()
+
+
+def _rope_scene(rng, defect=False):
+    """A fixed camera: calm noise everywhere but a band of strong noise (a swaying rope)."""
+    image = 0.5 + 0.02 * rng.standard_normal((64, 64, 1))
+    image[28:34] = rng.uniform(0.0, 1.0, (6, 64, 1))
+    if defect:
+        image[6:18, 36:48] += 0.25
+    return image.astype(np.float32)
+
+
+def test_normalise_positions_finds_a_defect_that_a_noisy_band_outshines(tmp_path):
+    rng = np.random.default_rng(0)
+    train = [_rope_scene(rng) for _ in range(30)]
+    test = [_rope_scene(rng, defect=True) for _ in range(4)]
+    settings = {"smoothing_sigma": 1.0, "target_fpr": 0.001, "closing": 0.0, "peak_fraction": 0.0}
+    plain = MeanImageModel(scoring=settings).fit(train)
+    assert plain.position_scale_ is None
+    assert all(len(boxes) == 0 for boxes in plain.predict(test).boxes)  # the band sets the threshold
+    model = MeanImageModel(scoring={**settings, "normalise_positions": True}).fit(train)
+    assert model.position_scale_.shape == (64, 64)
+    assert model.position_scale_[30].mean() > 10 * model.position_scale_[10].mean()
+    for boxes in model.predict(test).boxes:
+        assert len(boxes) == 1 and box_iou(boxes[0, :4], np.array([[36, 6, 48, 18]]))[0] >= 0.5
+    model.save(tmp_path / "model.dfr")
+    loaded = MeanImageModel.load(tmp_path / "model.dfr")
+    assert np.array_equal(loaded.position_scale_, model.position_scale_)
+    assert np.array_equal(loaded.anomaly_map(test), model.anomaly_map(test))
