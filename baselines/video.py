@@ -173,6 +173,17 @@ class ClipModel(PixelModel):
     def _read(self, data: Any) -> list[np.ndarray]:
         return read_clips(data)
 
+    def _batches(self, data: Any, region_masks: Any, batch_size: int) -> Iterator[tuple[list[str], list, Any, list]]:
+        """One clip at a time (a clip's windows need all its frames); frames are named
+        ``<clip folder>_<frame index>``, or ``clip_<i>_<frame index>`` for arrays."""
+        if region_masks is not None:
+            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
+        clips = [data] if isinstance(data, (str, os.PathLike, np.ndarray)) else list(data)
+        for index, clip in enumerate(clips):
+            [frames] = read_clips(clip)
+            name = Path(clip).name if isinstance(clip, (str, os.PathLike)) else f"clip_{index}"
+            yield [f"{name}_{t:05d}" for t in range(len(frames))], [frames], None, list(frames[:, :, :, None])
+
     def _scores(self, maps: "FrameMaps", settings: ScoringSettings | None = None) -> np.ndarray:
         """Frame scores: each frame's summed squared reconstruction error."""
         return maps.scores

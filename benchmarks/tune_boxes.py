@@ -86,9 +86,9 @@ def main() -> None:
                 at_default = next(f for s, f in rows if s == default) if default in [s for s, _ in rows] else None
                 print(f"{name} on {task.name}: fitted and predicted in {time.perf_counter() - started:.0f} s; "
                       f"maps {1000 * seconds / len(maps):.1f} ms/image, boxes {1000 * per_setting / len(maps):.2f} ms/image")
-                print(f"  best by {args.key}: {best} -> " + _figures(figures))
+                print(f"  best by {args.key}: {best} -> " + _figures(figures), flush=True)
                 if at_default:
-                    print(f"  at the defaults {default} -> " + _figures(at_default))
+                    print(f"  at the defaults {default} -> " + _figures(at_default), flush=True)
                 for settings, figures in rows:
                     table.setdefault(tuple(settings.items()), []).append(figures[args.key])
         ranked = sorted(table.items(), key=lambda item: -np.mean(item[1]))

@@ -256,7 +256,7 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
 
 def run_predict(args: argparse.Namespace) -> None:
     import dfr
-    from dfr.outputs import check_output_folder, write_prediction
+    from dfr.outputs import check_output_folder
 
     check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
@@ -266,20 +266,56 @@ def run_predict(args: argparse.Namespace) -> None:
         raise ValueError(f"--region-masks applies only to image models, not to {type(model).__name__}")
     else:
         regions = {}
-    inputs = _read_inputs(model, args.inputs)
-    prediction = model.predict(inputs, **regions, scoring=_scoring_options(args, AFTER_FIT))
+    scoring = _scoring_options(args, AFTER_FIT)
     if model.input_kind == "clips":
-        frames = [frame for clip in inputs for frame in clip]
-        names = [f"{clip}_{Path(frame).name}" for clip, frame_names in inputs.names for frame in frame_names]
-        clips = [(clip, len(frame_names)) for clip, frame_names in inputs.names]
-        out = write_prediction(args.out, prediction, frames, names, model.heatmap_range, clips=clips,
-                               overwrite=args.overwrite)
-        what = f"{len(inputs)} clips ({len(frames)} frames)"
+        _predict_clips(model, args, scoring)
     else:
-        out = write_prediction(args.out, prediction, inputs, inputs.names, model.heatmap_range, overwrite=args.overwrite)
-        what = f"{len(inputs)} images"
-    flagged = sum(len(boxes) > 0 for boxes in prediction.boxes)
-    print(f"{what}, {flagged} with at least one box (threshold {prediction.threshold:.6g}); wrote {out}")
+        _predict_images(model, args, regions, scoring)
+
+
+def _predict_images(model, args: argparse.Namespace, regions: dict, scoring: dict) -> None:
+    """Predict and write one image at a time (``predict_iter``), so memory stays flat however many there are."""
+    from tqdm.auto import tqdm
+
+    from dfr.io import image_sources
+    from dfr.outputs import PredictionWriter, unique_stems
+
+    sources, names = [], []
+    for item in args.inputs:
+        item_sources, item_names = image_sources(item)
+        sources += item_sources
+        names += item_names
+    flagged = 0
+    with PredictionWriter(args.out, model.heatmap_range, overwrite=args.overwrite) as writer:
+        results = model.predict_iter(sources, **regions, scoring=scoring)
+        for result, stem in zip(tqdm(results, total=len(sources), desc="predict", unit="image", disable=None),
+                                unique_stems(names)):
+            writer.add(result, stem)
+            flagged += len(result.boxes) > 0
+    print(f"{len(sources)} images, {flagged} with at least one box (threshold {model.threshold_:.6g}); wrote {writer.out}")
+
+
+def _predict_clips(model, args: argparse.Namespace, scoring: dict) -> None:
+    """Predict and write one clip at a time: its frames' files, then its video."""
+    from dfr.io import list_clip_folders, list_images
+    from dfr.outputs import PredictionWriter, unique_stems, write_clip_video
+
+    folders = [folder for item in args.inputs for folder in list_clip_folders(item)]
+    frame_names = [[path.name for path in list_images(folder)] for folder in folders]
+    stems = iter(unique_stems([f"{folder.name}_{name}" for folder, names in zip(folders, frame_names) for name in names]))
+    frames = flagged = 0
+    with PredictionWriter(args.out, model.heatmap_range, overwrite=args.overwrite) as writer:
+        for folder, clip_stem in zip(folders, unique_stems([folder.name for folder in folders])):
+            results = list(model.predict_iter([folder], scoring=scoring))
+            for result in results:
+                writer.add(result, next(stems))
+            write_clip_video(writer.staging / "videos" / f"{clip_stem}.mp4", [r.image for r in results],
+                             [r.anomaly_map for r in results], np.array([r.score for r in results]),
+                             model.threshold_, model.heatmap_range)
+            frames += len(results)
+            flagged += sum(len(result.boxes) > 0 for result in results)
+    print(f"{len(folders)} clips ({frames} frames), {flagged} with at least one box "
+          f"(threshold {model.threshold_:.6g}); wrote {writer.out}")
 
 
 class _Named(list):

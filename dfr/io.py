@@ -115,10 +115,17 @@ def load_images(data: ImageData) -> tuple[list[np.ndarray], list[str]]:
     1 to 4 entries is read as one image; any other 3-D array as a stack of gray images.
     Names are file names for paths and ``image_<i>`` for arrays.
     """
+    sources, names = image_sources(data)
+    return [decode_source(source, name) for source, name in zip(sources, names)], names
+
+
+def image_sources(data: ImageData) -> tuple[list[Path | np.ndarray], list[str]]:
+    """What :func:`load_images` would read, without decoding: one path or array per image, and
+    the images' names. Lets a caller read a long list in batches (``model.predict_iter``)."""
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         paths = list_images(path) if path.is_dir() else [path]
-        return [read_image(p) for p in paths], [p.name for p in paths]
+        return list(paths), [p.name for p in paths]
     if isinstance(data, np.ndarray):
         if data.ndim == 2 or (data.ndim == 3 and data.shape[2] <= 4):
             items = [data]
@@ -128,26 +135,26 @@ def load_images(data: ImageData) -> tuple[list[np.ndarray], list[str]]:
             raise ValueError(f"expected an image array (H, W[, C]) or a stack (N, H, W[, C]), got shape {data.shape}")
         if not items:
             raise ValueError("got an empty stack of images")
-        return _arrays_to_images(items)
+        return items, [f"image_{index}" for index in range(len(items))]
     if isinstance(data, Sequence):
         if len(data) == 0:
             raise ValueError("got an empty list of images")
         if all(isinstance(item, (str, os.PathLike)) for item in data):
-            return [read_image(p) for p in data], [Path(p).name for p in data]
+            return [Path(p) for p in data], [Path(p).name for p in data]
         if all(isinstance(item, np.ndarray) for item in data):
-            return _arrays_to_images(data)
+            return list(data), [f"image_{index}" for index in range(len(data))]
         raise TypeError("a list of images must hold only paths or only numpy arrays")
     raise TypeError(f"cannot read images from {type(data).__name__}: give a folder, paths or arrays")
 
 
-def _arrays_to_images(arrays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
-    images = []
-    for index, array in enumerate(arrays):
-        try:
-            images.append(to_float_image(np.asarray(array)))
-        except ValueError as error:
-            raise ValueError(f"image {index}: {error}") from None
-    return images, [f"image_{index}" for index in range(len(images))]
+def decode_source(source: Path | np.ndarray, name: str) -> np.ndarray:
+    """One image from :func:`image_sources` (a file read, an array checked) by the channel rule."""
+    if not isinstance(source, np.ndarray):
+        return read_image(source)
+    try:
+        return to_float_image(np.asarray(source))
+    except ValueError as error:
+        raise ValueError(f"{name.replace('_', ' ')}: {error}") from None
 
 
 def stack_if_same_size(maps: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from dfr import scoring
-from dfr.io import load_images, read_region_masks, stack_if_same_size
-from dfr.prediction import Prediction
+from dfr.io import decode_source, image_sources, list_images, load_images, read_region_masks, stack_if_same_size
+from dfr.prediction import ItemPrediction, Prediction
 from dfr.scoring import ScoringSettings, detect
 from dfr.serialization import read_model_file, write_model_file
 
@@ -148,6 +148,28 @@ class AnomalyModel:
             boxes=[boxes for _, boxes in detections],
             threshold=self.threshold_,
         )
+
+    def predict_iter(
+        self, data: Any, *, batch_size: int = 16, region_masks: Any = None,
+        scoring: ScoringSettings | dict[str, Any] | None = None,
+    ) -> Iterator[ItemPrediction]:
+        """:meth:`predict`, one :class:`~dfr.prediction.ItemPrediction` per image (video
+        models: per frame) at a time, in input order.
+
+        Images are read ``batch_size`` at a time (video models: one clip at a time), so
+        memory does not grow with the number of inputs; the results equal :meth:`predict`'s.
+        ``data``, ``region_masks`` and ``scoring`` as for :meth:`predict`.
+        """
+        self._check_fitted()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.scoring.replace(scoring)  # refuse bad settings before reading anything
+        for names, items, regions, images in self._batches(data, region_masks, batch_size):
+            prediction = self.predict(items, region_masks=regions, scoring=scoring)
+            for index, name in enumerate(names):
+                yield ItemPrediction(name, prediction.anomaly_maps[index], float(prediction.scores[index]),
+                                     prediction.masks[index], prediction.boxes[index], prediction.threshold,
+                                     images[index])
 
     @property
     def heatmap_range(self) -> tuple[float, float]:
@@ -288,6 +310,20 @@ class AnomalyModel:
         items = self._read(data)
         regions = self._read_regions(region_masks, items)
         return self._postprocess(self._maps(self._network_input(items, regions)), regions), regions
+
+    def _batches(self, data: Any, region_masks: Any, batch_size: int) -> Iterator[tuple[list[str], list, Any, list]]:
+        """(names of the outputs, the items to predict, their region masks, the image of each
+        output) per batch of ``batch_size`` images, read only when the batch is reached."""
+        sources, names = image_sources(data)
+        if isinstance(region_masks, (str, os.PathLike)):
+            region_masks = list_images(region_masks)
+        shared = region_masks is None or (isinstance(region_masks, np.ndarray) and region_masks.ndim == 2)
+        if not shared and len(region_masks) != len(sources):
+            raise ValueError(f"got {len(region_masks)} region masks for {len(sources)} images")
+        for start in range(0, len(sources), batch_size):
+            chosen = slice(start, start + batch_size)
+            images = [decode_source(source, name) for source, name in zip(sources[chosen], names[chosen])]
+            yield names[chosen], images, region_masks if shared else region_masks[chosen], images
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

@@ -13,6 +13,8 @@ Layout of the output folder::
 
 The folder is written to a temporary sibling and renamed into place, so a failed run leaves
 nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
+:class:`PredictionWriter` writes results as they come (``dfr predict`` with ``predict_iter``),
+:func:`write_prediction` a whole :class:`~dfr.Prediction`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfr.prediction import Prediction
+from dfr.prediction import ItemPrediction, Prediction
 
 
 def colourise(anomaly_map: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -72,6 +74,60 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
+class PredictionWriter:
+    """Writes results into ``out`` one image at a time, so memory does not grow with their number.
+
+    Use as a context manager: :meth:`add` writes one :class:`~dfr.prediction.ItemPrediction`
+    (map, heatmap on the fixed ``heatmap_range``, mask, overlay) into a temporary sibling
+    folder; leaving the block adds ``boxes.json`` and ``scores.csv`` and renames the folder
+    into place. An error or interruption inside the block removes the temporary folder and
+    leaves ``out`` as it was. An existing non-empty ``out`` is replaced only with ``overwrite``.
+    """
+
+    def __init__(self, out: str | os.PathLike, heatmap_range: tuple[float, float], *, overwrite: bool = False) -> None:
+        self.out = check_output_folder(out, overwrite)
+        self.heatmap_range = heatmap_range
+        self.records: list[dict] = []
+        self.threshold: float | None = None
+
+    def __enter__(self) -> "PredictionWriter":
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}."))
+        for sub in ("maps", "heatmaps", "masks", "overlays"):
+            (self.staging / sub).mkdir()
+        return self
+
+    def add(self, item: ItemPrediction, stem: str | None = None) -> None:
+        """Write one result; its files are named ``stem`` (default: the item's name without suffix)."""
+        stem = stem or Path(item.name).stem
+        np.save(self.staging / "maps" / f"{stem}.npy", item.anomaly_map.astype(np.float32))
+        heatmap = colourise(item.anomaly_map, *self.heatmap_range)
+        _imwrite(self.staging / "heatmaps" / f"{stem}.png", heatmap)
+        _imwrite(self.staging / "masks" / f"{stem}.png", item.mask.astype(np.uint8) * 255)
+        _imwrite(self.staging / "overlays" / f"{stem}.png", overlay(item.image, heatmap, item.boxes))
+        self.records.append({"name": stem, "score": float(item.score), "boxes": item.boxes.round(4).tolist()})
+        self.threshold = item.threshold
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return
+        try:
+            summary = {"threshold": self.threshold, "heatmap_range": list(self.heatmap_range), "images": self.records}
+            (self.staging / "boxes.json").write_text(json.dumps(summary, indent=1))
+            with open(self.staging / "scores.csv", "w", newline="") as stream:
+                writer = csv.writer(stream)
+                writer.writerow(["name", "score", "boxes"])
+                for record in self.records:
+                    writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
+            if self.out.exists():
+                shutil.rmtree(self.out)
+            os.replace(self.staging, self.out)
+        except BaseException:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+
+
 def write_prediction(
     out: str | os.PathLike,
     prediction: Prediction,
@@ -87,43 +143,17 @@ def write_prediction(
     ``clips`` (video models): ``(clip name, number of frames)`` of the concatenated clips that
     ``images`` are the frames of; adds ``videos/<clip name>.mp4``.
     """
-    out = check_output_folder(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        _write_all(staging, prediction, images, unique_stems(names), heatmap_range)
+    with PredictionWriter(out, heatmap_range, overwrite=overwrite) as writer:
+        for index, (name, stem) in enumerate(zip(names, unique_stems(names))):
+            writer.add(ItemPrediction(name, prediction.anomaly_maps[index], float(prediction.scores[index]),
+                                      prediction.masks[index], prediction.boxes[index], prediction.threshold,
+                                      images[index]), stem)
+        writer.threshold = prediction.threshold
         if clips:
             clip_names, lengths = zip(*clips)
-            write_clip_videos(staging / "videos", prediction, images, unique_stems(clip_names), lengths, heatmap_range)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
-
-
-def _write_all(folder: Path, prediction: Prediction, images, stems, heatmap_range) -> None:
-    for sub in ("maps", "heatmaps", "masks", "overlays"):
-        (folder / sub).mkdir()
-    low, high = heatmap_range
-    records = []
-    for index, stem in enumerate(stems):
-        anomaly_map, mask, boxes = prediction.anomaly_maps[index], prediction.masks[index], prediction.boxes[index]
-        np.save(folder / "maps" / f"{stem}.npy", anomaly_map.astype(np.float32))
-        heatmap = colourise(anomaly_map, low, high)
-        _imwrite(folder / "heatmaps" / f"{stem}.png", heatmap)
-        _imwrite(folder / "masks" / f"{stem}.png", mask.astype(np.uint8) * 255)
-        _imwrite(folder / "overlays" / f"{stem}.png", overlay(images[index], heatmap, boxes))
-        records.append({"name": stem, "score": float(prediction.scores[index]), "boxes": boxes.round(4).tolist()})
-    summary = {"threshold": prediction.threshold, "heatmap_range": [low, high], "images": records}
-    (folder / "boxes.json").write_text(json.dumps(summary, indent=1))
-    with open(folder / "scores.csv", "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["name", "score", "boxes"])
-        for record in records:
-            writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
+            write_clip_videos(writer.staging / "videos", prediction, images, unique_stems(clip_names), lengths,
+                              heatmap_range)
+    return writer.out
 
 
 def write_clip_video(

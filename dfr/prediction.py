@@ -29,3 +29,28 @@ class Prediction:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+@dataclass
+class ItemPrediction:
+    """The result for one image or frame, as :meth:`dfr.AnomalyModel.predict_iter` yields it.
+
+    Attributes:
+        name: the image's file name, ``image_<i>`` for the i-th array, or for a video frame
+            ``<clip>_<frame index>`` (``clip_<i>`` for the i-th array clip).
+        anomaly_map: float32 (H, W) at the input's resolution.
+        score: the image or frame score.
+        mask: bool (H, W).
+        boxes: float (k, 5) ``x0, y0, x1, y1, score``.
+        threshold: the pixel threshold of the mask.
+        image: the input as the model read it, float32 (H, W, C) in [0, 1] (video frames:
+            gray, C = 1), for drawing overlays.
+    """
+
+    name: str
+    anomaly_map: np.ndarray
+    score: float
+    mask: np.ndarray
+    boxes: np.ndarray
+    threshold: float
+    image: np.ndarray

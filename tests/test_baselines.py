@@ -264,6 +264,10 @@ def test_fast_objects_score_higher_than_normal_frames(name, clips, request):
     assert frame_auc(scores, clips["labels"]) >= 0.8
     prediction = model.predict(clips["test"])
     assert np.allclose(prediction.scores, np.concatenate(scores))
+    items = list(model.predict_iter(clips["test"]))  # one clip at a time, one result per frame
+    assert [item.name for item in items[59:61]] == ["clip_0_00059", "clip_1_00000"]
+    assert np.array_equal(np.stack([item.anomaly_map for item in items]), prediction.anomaly_maps)
+    assert np.allclose([item.score for item in items], prediction.scores)
 
 
 @pytest.mark.parametrize("name", ["stae", "convlstm"])

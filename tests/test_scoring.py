@@ -240,3 +240,29 @@ def test_normalise_positions_finds_a_defect_that_a_noisy_band_outshines(tmp_path
     loaded = MeanImageModel.load(tmp_path / "model.dfr")
     assert np.array_equal(loaded.position_scale_, model.position_scale_)
     assert np.array_equal(loaded.anomaly_map(test), model.anomaly_map(test))
+
+
+def test_predict_iter_reads_in_batches_and_matches_predict(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(1)
+    model = MeanImageModel(scoring={"normalise_positions": True}).fit([_rope_scene(rng) for _ in range(12)])
+    test = [_rope_scene(rng, defect=index % 2 == 0) for index in range(5)]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, image in enumerate(test):
+        cv2.imwrite(str(folder / f"t{index}.png"), np.round(image[:, :, 0] * 255).astype(np.uint8))
+    regions = [np.ones((64, 64), bool)] * 4 + [np.zeros((64, 64), bool)]
+    regions[4][:32] = True
+    expected = model.predict(folder, region_masks=regions, scoring={"nms_iou": 0.3})
+    items = list(model.predict_iter(folder, batch_size=2, region_masks=regions, scoring={"nms_iou": 0.3}))
+    assert [item.name for item in items] == [f"t{index}.png" for index in range(5)]
+    for index, item in enumerate(items):
+        assert np.array_equal(item.anomaly_map, expected.anomaly_maps[index])
+        assert np.array_equal(item.mask, expected.masks[index]) and np.array_equal(item.boxes, expected.boxes[index])
+        assert item.score == expected.scores[index] and item.threshold == model.threshold_
+    assert not items[4].mask[32:].any() and len(items[0].boxes) == 1
+    with pytest.raises(ValueError, match="3 region masks for 5 images"):
+        next(model.predict_iter(folder, region_masks=regions[:3]))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(model.predict_iter(folder, batch_size=0))
