@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dfr import scoring
-from dfr.io import decode_source, image_sources, list_images, load_images, read_region_masks, stack_if_same_size
+from dfr.io import decode_source, image_sources, load_images, read_region_masks, stack_if_same_size
 from dfr.prediction import ItemPrediction, Prediction
 from dfr.scoring import ScoringSettings, detect
 from dfr.serialization import read_model_file, write_model_file
@@ -167,9 +167,7 @@ class AnomalyModel:
         for names, items, regions, images in self._batches(data, region_masks, batch_size):
             prediction = self.predict(items, region_masks=regions, scoring=scoring)
             for index, name in enumerate(names):
-                yield ItemPrediction(name, prediction.anomaly_maps[index], float(prediction.scores[index]),
-                                     prediction.masks[index], prediction.boxes[index], prediction.threshold,
-                                     images[index])
+                yield prediction.item(index, name, images[index])
 
     @property
     def heatmap_range(self) -> tuple[float, float]:
@@ -316,7 +314,7 @@ class AnomalyModel:
         output) per batch of ``batch_size`` images, read only when the batch is reached."""
         sources, names = image_sources(data)
         if isinstance(region_masks, (str, os.PathLike)):
-            region_masks = list_images(region_masks)
+            region_masks, _ = image_sources(region_masks)  # a folder of masks, or one mask file
         shared = region_masks is None or (isinstance(region_masks, np.ndarray) and region_masks.ndim == 2)
         if not shared and len(region_masks) != len(sources):
             raise ValueError(f"got {len(region_masks)} region masks for {len(sources)} images")

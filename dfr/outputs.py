@@ -145,9 +145,7 @@ def write_prediction(
     """
     with PredictionWriter(out, heatmap_range, overwrite=overwrite) as writer:
         for index, (name, stem) in enumerate(zip(names, unique_stems(names))):
-            writer.add(ItemPrediction(name, prediction.anomaly_maps[index], float(prediction.scores[index]),
-                                      prediction.masks[index], prediction.boxes[index], prediction.threshold,
-                                      images[index]), stem)
+            writer.add(prediction.item(index, name, images[index]), stem)
         writer.threshold = prediction.threshold
         if clips:
             clip_names, lengths = zip(*clips)

@@ -30,6 +30,11 @@ class Prediction:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def item(self, index: int, name: str, image: np.ndarray) -> "ItemPrediction":
+        """The result for input ``index``, named ``name``, with its input ``image``."""
+        return ItemPrediction(name, self.anomaly_maps[index], float(self.scores[index]), self.masks[index],
+                              self.boxes[index], self.threshold, image)
+
 
 @dataclass
 class ItemPrediction:

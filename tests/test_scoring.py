@@ -262,6 +262,12 @@ def test_predict_iter_reads_in_batches_and_matches_predict(tmp_path):
         assert np.array_equal(item.mask, expected.masks[index]) and np.array_equal(item.boxes, expected.boxes[index])
         assert item.score == expected.scores[index] and item.threshold == model.threshold_
     assert not items[4].mask[32:].any() and len(items[0].boxes) == 1
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for index, region in enumerate(regions):
+        cv2.imwrite(str(masks / f"m{index}.png"), region.astype(np.uint8) * 255)
+    from_folder = list(model.predict_iter(folder, batch_size=4, region_masks=masks, scoring={"nms_iou": 0.3}))
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(from_folder, items))
     with pytest.raises(ValueError, match="3 region masks for 5 images"):
         next(model.predict_iter(folder, region_masks=regions[:3]))
     with pytest.raises(ValueError, match="batch_size"):
