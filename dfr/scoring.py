@@ -30,8 +30,8 @@ from dfr.metrics import box_iou
 
 IMAGE_SCORES = ("max", "mean", "top_mean")
 #: :func:`position_scale`: Gaussian smoothing of the per-position mean, as a fraction of the
-#: shorter side, and the quantile of its values it is raised to (chosen on the validation
-#: split of the generated pool data, ``benchmarks/tune_boxes.py``).
+#: shorter side, and the quantile of its values it is raised to (chosen on PoolAE's maps of
+#: the validation split of the generated pool data; docs/boxes.md).
 POSITION_SMOOTHING = 0.02
 POSITION_FLOOR_QUANTILE = 0.25
 
