@@ -109,6 +109,9 @@ class CAE(PixelModel):
         check_size("CAE", settings["image_size"], lambda s: s >= 16 and s % 4 == 0, "a multiple of 4 and at least 16")
         if self.threshold_rule not in ("target_fpr", "fixed"):
             raise ValueError(f"threshold_rule must be 'target_fpr' or 'fixed', got {self.threshold_rule!r}")
+        if self.threshold_rule == "fixed" and self.scoring.normalise_positions:
+            raise ValueError("threshold_rule='fixed' is in raw error units and cannot apply to maps divided by "
+                             "their normal level (normalise_positions=True); use threshold_rule='target_fpr'")
         return settings
 
     def _network(self) -> CAENetwork:

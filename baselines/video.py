@@ -44,23 +44,38 @@ def read_clips(data: Any) -> list[np.ndarray]:
 
 
 def _folder_clip(folder: Path) -> np.ndarray:
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: a clip must be a folder of frames (extract the frames of a video file first)")
-    frames, _ = load_images(list_images(folder))
-    return _gray_clip(frames, str(folder))
+    return _gray_clip(_folder_frames(folder), str(folder))
 
 
 def _array_clip(array: np.ndarray, index: int) -> np.ndarray:
+    return _gray_clip(_array_frames(array, index), f"clip {index}")
+
+
+def _clip_frames(clip: Any, index: int) -> tuple[list[np.ndarray], str]:
+    """One clip's frames by the channel rule (colour kept), and its name: the folder's, or ``clip_<index>``."""
+    if isinstance(clip, (str, os.PathLike)):
+        return _folder_frames(Path(clip)), Path(clip).name
+    if isinstance(clip, np.ndarray):
+        return _array_frames(clip, index), f"clip_{index}"
+    raise TypeError(f"cannot read a clip from {type(clip).__name__}: give a folder of frames or an array")
+
+
+def _folder_frames(folder: Path) -> list[np.ndarray]:
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: a clip must be a folder of frames (extract the frames of a video file first)")
+    return load_images(list_images(folder))[0]
+
+
+def _array_frames(array: np.ndarray, index: int) -> list[np.ndarray]:
     if array.ndim not in (3, 4) or (array.ndim == 3 and array.shape[2] <= 4):
         raise ValueError(f"clip {index}: expected an array (T, H, W) or (T, H, W, C), got shape {array.shape}; "
                          "a single frame is a clip of one frame: pass frame[None]")
     if len(array) == 0:
         raise ValueError(f"clip {index} has no frames")
     try:
-        frames, _ = load_images(list(array))
+        return load_images(list(array))[0]
     except ValueError as error:
         raise ValueError(f"clip {index}: {error}") from None
-    return _gray_clip(frames, f"clip {index}")
 
 
 def _gray_clip(frames: list[np.ndarray], name: str) -> np.ndarray:
@@ -180,9 +195,8 @@ class ClipModel(PixelModel):
             raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
         clips = [data] if isinstance(data, (str, os.PathLike, np.ndarray)) else list(data)
         for index, clip in enumerate(clips):
-            [frames] = read_clips(clip)
-            name = Path(clip).name if isinstance(clip, (str, os.PathLike)) else f"clip_{index}"
-            yield [f"{name}_{t:05d}" for t in range(len(frames))], [frames], None, list(frames[:, :, :, None])
+            frames, name = _clip_frames(clip, index)
+            yield [f"{name}_{t:05d}" for t in range(len(frames))], [_gray_clip(frames, name)], None, frames
 
     def _scores(self, maps: "FrameMaps", settings: ScoringSettings | None = None) -> np.ndarray:
         """Frame scores: each frame's summed squared reconstruction error."""

@@ -3,9 +3,11 @@
 Writes generated pool images (swimmers; pool masks as regions of interest) and/or MVTec-style
 textures (planted defects) with the validation seed, fits each model once as ``dfr bench``
 builds it, keeps its smoothed test maps, and scores every combination of box settings on
-them: box F1 and AP50 at IoU 0.5, and recall at IoU 0.3. Prints the best settings per model
-and the settings that are best on average over the models; never run it on the test split's
-seed (``benchmarks/write_data.py --split test``), which is for reporting with ``dfr bench``.
+them: box F1 and AP50 at IoU 0.5, and recall at IoU 0.3. Prints the best settings per model,
+the figures at the model's own settings (as ``dfr bench`` builds it: on pool data the pool
+case's scoring) and the settings that are best on average over the models; never run it on
+the test split's seed (``benchmarks/write_data.py --split test``), which is for reporting
+with ``dfr bench``.
 
     python benchmarks/tune_boxes.py --dataset pool --models poolae memory-bank-effnet
     python benchmarks/tune_boxes.py --dataset mvtec --models dfr-effnet
@@ -25,12 +27,12 @@ import numpy as np
 from benchmarks.models import model_specs
 from benchmarks.tasks import Task
 from benchmarks.write_data import write_split
-from dfr import ScoringSettings, metrics, scoring
+from dfr import metrics, scoring
 
 GRID = {
     "seed_ratio": (1.0, 1.5, 2.0, 2.5, 3.0),
     "opening": (0.0, 0.01, 0.02),
-    "closing": (0.0, 0.02, 0.04),
+    "closing": (0.0, 0.01, 0.02, 0.04),
     "peak_fraction": (0.0, 0.3, 0.5),
     "min_box_area": (0.0002, 0.0005, 0.001),
     "merge_gap": (None, 0.0, 0.01, 0.03),
@@ -82,13 +84,13 @@ def main() -> None:
                 per_setting = (time.perf_counter() - detect_started) / len(rows)
                 rows.sort(key=lambda row: -row[1][args.key])
                 best, figures = rows[0]
-                default = dict(zip(GRID, (getattr(ScoringSettings(), key) for key in GRID)))
-                at_default = next(f for s, f in rows if s == default) if default in [s for s, _ in rows] else None
+                own = {key: getattr(model.scoring, key) for key in GRID}
+                at_own = next((f for s, f in rows if s == own), None)
                 print(f"{name} on {task.name}: fitted and predicted in {time.perf_counter() - started:.0f} s; "
                       f"maps {1000 * seconds / len(maps):.1f} ms/image, boxes {1000 * per_setting / len(maps):.2f} ms/image")
                 print(f"  best by {args.key}: {best} -> " + _figures(figures), flush=True)
-                if at_default:
-                    print(f"  at the defaults {default} -> " + _figures(at_default), flush=True)
+                if at_own:
+                    print(f"  at the model's own settings {own} -> " + _figures(at_own), flush=True)
                 for settings, figures in rows:
                     table.setdefault(tuple(settings.items()), []).append(figures[args.key])
         ranked = sorted(table.items(), key=lambda item: -np.mean(item[1]))

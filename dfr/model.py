@@ -107,6 +107,8 @@ class AnomalyModel:
             train, train_regions = items, regions
             held_out = self._read(validation)
             held_regions = self._read_regions(validation_region_masks, held_out)
+        if self.scoring.normalise_positions:
+            self._check_one_size(train)
         self.device_ = resolve_device(self.device)
         self._fit(self._network_input(train, train_regions))
         self.position_scale_ = None
@@ -163,7 +165,10 @@ class AnomalyModel:
         self._check_fitted()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.scoring.replace(scoring)  # refuse bad settings before reading anything
+        self.scoring.replace(scoring)  # refuse bad settings here, not at the first result
+        return self._iter_predictions(data, region_masks, batch_size, scoring)
+
+    def _iter_predictions(self, data: Any, region_masks: Any, batch_size: int, scoring: Any) -> Iterator[ItemPrediction]:
         for names, items, regions, images in self._batches(data, region_masks, batch_size):
             prediction = self.predict(items, region_masks=regions, scoring=scoring)
             for index, name in enumerate(names):
@@ -322,6 +327,12 @@ class AnomalyModel:
             chosen = slice(start, start + batch_size)
             images = [decode_source(source, name) for source, name in zip(sources[chosen], names[chosen])]
             yield names[chosen], images, region_masks if shared else region_masks[chosen], images
+
+    def _check_one_size(self, items: list) -> None:
+        """``normalise_positions`` needs one map size: refuse training items of several, before training."""
+        sizes = sorted({item.shape[1:3] if self.input_kind == "clips" else item.shape[:2] for item in items})
+        if len(sizes) > 1:
+            raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got sizes {sizes}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfr.io import IMAGE_SUFFIXES
 from dfr.prediction import ItemPrediction, Prediction
 
 
@@ -88,6 +89,7 @@ class PredictionWriter:
         self.out = check_output_folder(out, overwrite)
         self.heatmap_range = heatmap_range
         self.records: list[dict] = []
+        self.stems: set[str] = set()
         self.threshold: float | None = None
 
     def __enter__(self) -> "PredictionWriter":
@@ -98,8 +100,13 @@ class PredictionWriter:
         return self
 
     def add(self, item: ItemPrediction, stem: str | None = None) -> None:
-        """Write one result; its files are named ``stem`` (default: the item's name without suffix)."""
-        stem = stem or Path(item.name).stem
+        """Write one result; its files are named ``stem`` (default: the item's name without an
+        image suffix). A stem used before is refused (pass stems from :func:`unique_stems`)."""
+        if stem is None:
+            stem = Path(item.name).stem if Path(item.name).suffix.lower() in IMAGE_SUFFIXES else item.name
+        if stem in self.stems:
+            raise ValueError(f"{self.out}: two results named {stem!r}; give unique names (unique_stems)")
+        self.stems.add(stem)
         np.save(self.staging / "maps" / f"{stem}.npy", item.anomaly_map.astype(np.float32))
         heatmap = colourise(item.anomaly_map, *self.heatmap_range)
         _imwrite(self.staging / "heatmaps" / f"{stem}.png", heatmap)

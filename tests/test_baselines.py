@@ -254,6 +254,11 @@ def test_inpainting_removes_a_planted_object():
         inpaint_boxes(dirty, [[0, 0, 1, 1]], method="magic")
 
 
+def test_cae_fixed_threshold_refuses_normalised_maps(blobs):
+    with pytest.raises(ValueError, match="threshold_rule='fixed'"):
+        CAE("cpu", device="cpu", threshold_rule="fixed", scoring={"normalise_positions": True}).fit(blobs["train"])
+
+
 # ------------------------------------------------------------------------ video models
 
 

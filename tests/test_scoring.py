@@ -271,4 +271,31 @@ def test_predict_iter_reads_in_batches_and_matches_predict(tmp_path):
     with pytest.raises(ValueError, match="3 region masks for 5 images"):
         next(model.predict_iter(folder, region_masks=regions[:3]))
     with pytest.raises(ValueError, match="batch_size"):
-        next(model.predict_iter(folder, batch_size=0))
+        model.predict_iter(folder, batch_size=0)  # refused at the call, before any result
+
+
+def test_normalise_positions_refuses_mixed_sizes_before_training():
+    model = MeanImageModel(scoring={"normalise_positions": True})
+    with pytest.raises(ValueError, match="one size"):
+        model.fit([np.zeros((32, 32, 1), np.float32)] * 3 + [np.zeros((32, 40, 1), np.float32)] * 2)
+    assert not hasattr(model, "mean_")
+
+
+def test_prediction_writer_keeps_dotted_names_and_refuses_repeated_ones(tmp_path):
+    from dfr.outputs import PredictionWriter
+    from dfr.prediction import ItemPrediction
+
+    def item(name):
+        return ItemPrediction(name, np.zeros((8, 8), np.float32), 0.0, np.zeros((8, 8), bool), np.zeros((0, 5)), 1.0,
+                              np.zeros((8, 8, 1), np.float32))
+
+    with PredictionWriter(tmp_path / "out", (0.0, 2.0)) as writer:
+        for name in ("cam.1_00000", "cam.1_00001", "frame.png"):
+            writer.add(item(name))
+    assert sorted(p.name for p in (tmp_path / "out" / "maps").iterdir()) == ["cam.1_00000.npy", "cam.1_00001.npy",
+                                                                             "frame.npy"]
+    with pytest.raises(ValueError, match="two results named 'frame'"):
+        with PredictionWriter(tmp_path / "again", (0.0, 2.0)) as writer:
+            writer.add(item("a/frame.png"))
+            writer.add(item("b/frame.png"))
+    assert not (tmp_path / "again").exists() and not list(tmp_path.glob(".again*"))
