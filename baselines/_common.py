@@ -1,14 +1,18 @@
 """Machinery shared by the raw-pixel baselines: presets, seeding, the training loop, persistence."""
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar
 
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from dfr import distributed
+from dfr.data import training_loader
 from dfr.model import AnomalyModel
 
 INFERENCE_BATCH = 16
@@ -36,36 +40,52 @@ class PixelModel(AnomalyModel):
         raise NotImplementedError
 
     def _train(
-        self,
-        epochs_of_batches: Callable[[], Iterable[tuple[torch.Tensor, ...]]],
-        loss_function: Callable[..., torch.Tensor],
-        settings: dict[str, Any],
+        self, dataset: Dataset, loss_function: Callable[..., torch.Tensor], settings: dict[str, Any],
+        samples_per_epoch: int | None = None,
     ) -> None:
         """Adam on ``loss_function(*batch)`` for ``settings["epochs"]`` epochs.
 
-        ``epochs_of_batches()`` is called once per epoch and yields tuples of tensors on the
-        model's device. Sets ``training_loss_`` and ``fit_seconds_``.
+        ``dataset`` yields a tensor or a tuple of tensors per sample; each epoch draws
+        ``samples_per_epoch`` of them (default: all) in a seeded random order, in batches of
+        ``settings["batch_size"]`` (a last batch of one is dropped: batch normalisation needs
+        two), read by ``workers`` processes. A dataset with ``set_epoch`` is told the epoch
+        first. Under torch.distributed each process draws its share of the samples from its
+        own shard, batches are per process and the network is trained with
+        DistributedDataParallel (gradients averaged). Sets ``training_loss_`` and ``fit_seconds_``.
         """
         optimiser = torch.optim.Adam(
             self.network_.parameters(), lr=settings["learning_rate"], weight_decay=settings.get("weight_decay", 0.0)
         )
+        world = distributed.world_size()
+        samples = math.ceil((samples_per_epoch or len(dataset) * world) / world)  # per process
+        batch_size = settings["batch_size"]
+        loader = training_loader(dataset, batch_size, samples=samples, seed=self.seed + distributed.rank(),
+                                 workers=self.workers, device=self.device_, drop_last=samples % batch_size == 1)
         started = time.perf_counter()
+        network, self.network_ = self.network_, distributed.parallel(self.network_)  # the losses call self.network_
         self.network_.train()
         self.training_loss_ = []
         name = type(self).__name__
-        progress = tqdm(range(settings["epochs"]), desc=f"{name}: training", unit="epoch", disable=None)
-        for _ in progress:
-            total, count = 0.0, 0
-            for batch in epochs_of_batches():
-                loss = loss_function(*batch)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total, count = total + loss.item(), count + 1
-            if count == 0:
-                raise ValueError(f"{name}: no training batch could be formed from the training data")
-            self.training_loss_.append(total / count)
-            progress.set_postfix(loss=f"{self.training_loss_[-1]:.4g}")
+        progress = tqdm(range(settings["epochs"]), desc=f"{name}: training", unit="epoch",
+                        disable=None if distributed.is_main() else True)
+        try:
+            for epoch in progress:
+                if hasattr(dataset, "set_epoch"):
+                    dataset.set_epoch(epoch)
+                total, count = 0.0, 0
+                for batch in distributed.lockstep(loader):
+                    batch = batch if isinstance(batch, (tuple, list)) else (batch,)
+                    loss = loss_function(*(tensor.to(self.device_, non_blocking=True) for tensor in batch))
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    total, count = total + loss.item(), count + 1
+                if count == 0:
+                    raise ValueError(f"{name}: no training batch could be formed from the training data")
+                self.training_loss_.append(float(distributed.all_reduce(np.array([total / count]), "sum")[0]) / world)
+                progress.set_postfix(loss=f"{self.training_loss_[-1]:.4g}")
+        finally:
+            self.network_ = network
         self.network_.eval()
         self.fit_seconds_ = time.perf_counter() - started
 

@@ -1,7 +1,7 @@
 """CAE: the single-frame convolutional autoencoder with a dense bottleneck (UCSD Ped1 notebook)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import INFERENCE_BATCH, PixelModel, check_size, resize, to_gray
+from dfr.data import ImageDataset, Mapped
 from dfr.scoring import ScoringSettings
 
 # The source's fixed rule: a pixel is anomalous when the 4x4 box sum of |error| x 255 exceeds 4·255.
@@ -118,27 +119,19 @@ class CAE(PixelModel):
         settings = self._validate()
         return CAENetwork(settings["image_size"], settings["channels"], settings["bottleneck"])
 
-    def _inputs(self, images: list[np.ndarray]) -> torch.Tensor:
-        """(N, 1, S, S) float32 on CPU."""
+    def _input(self, image: np.ndarray) -> torch.Tensor:
+        """One image → its network input (1, S, S) float32 on CPU."""
         size = self.settings()["image_size"]
-        return torch.from_numpy(np.stack([resize(to_gray(image), size, size) for image in images]))[:, None]
+        return torch.from_numpy(resize(to_gray(image), size, size))[None]
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: ImageDataset) -> None:
         settings = self._validate()
-        inputs = self._inputs(images)
         with self._seeded():
             self.network_ = self._network().to(self.device_)
-            generator = torch.Generator().manual_seed(self.seed)
+            self._train(Mapped(images, self._input), lambda batch: F.mse_loss(self.network_(batch), batch), settings)
 
-            def epoch() -> Iterator[tuple[torch.Tensor]]:
-                order = torch.randperm(len(inputs), generator=generator)
-                for start in range(0, len(inputs), settings["batch_size"]):
-                    yield (inputs[order[start:start + settings["batch_size"]]].to(self.device_),)
-
-            self._train(epoch, lambda batch: F.mse_loss(self.network_(batch), batch), settings)
-
-    def _fit_scoring(self, normal_maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> None:
-        super()._fit_scoring(normal_maps, regions)
+    def _fit_scoring(self, held_out: ImageDataset) -> None:
+        super()._fit_scoring(held_out)
         if self.threshold_rule == "fixed":
             self.threshold_ = FIXED_THRESHOLD
 
@@ -147,7 +140,7 @@ class CAE(PixelModel):
         self.network_.eval()
         maps = []
         for start in range(0, len(images), INFERENCE_BATCH):
-            batch = self._inputs(images[start:start + INFERENCE_BATCH]).to(self.device_)
+            batch = torch.stack([self._input(image) for image in images[start:start + INFERENCE_BATCH]]).to(self.device_)
             errors = (self.network_(batch) - batch).abs_().mul_(255.0)[:, 0].cpu().numpy()
             for error in errors:
                 height, width = images[len(maps)].shape[:2]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from dfr.data import ImageDataset
 from dfr.feature_model import RegionalFeatureModel, positive_int
 from dfr.scoring import ScoringSettings
 
@@ -114,11 +114,12 @@ class PatchMemoryBank(RegionalFeatureModel):
         if self.projection_dim is not None and not positive_int(self.projection_dim):
             raise ValueError(f"projection_dim must be a positive integer or None, got {self.projection_dim!r}")
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: ImageDataset) -> None:
         self._validate()
         with self._seeded() as rng:
             self._build_extractor(self.weights)
-            vectors = self._sample_vectors(images, self._cache_per_image(self.positions_per_image, len(images)), rng)
+            per_image = self._cache_per_image(self.positions_per_image, len(images))
+            vectors = self._gather_vectors(self._sample_vectors(images, per_image, rng), per_image)
         count = max(1, round(self.coreset_fraction * len(vectors)))
         chosen = greedy_coreset(vectors.to(self.device_), count, projection_dim=self.projection_dim, seed=self.seed)
         self.bank_ = vectors[chosen].contiguous().to(self.device_)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from dfr.data import ImageDataset
 from dfr.feature_model import RegionalFeatureModel, latent_size, positive_int, principal_components
 from dfr.scoring import ScoringSettings
 
@@ -64,11 +64,12 @@ class PCAResidual(RegionalFeatureModel):
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}")
         self._check_positions_per_image()
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: ImageDataset) -> None:
         self._validate()
         with self._seeded() as rng:
             self._build_extractor(self.weights)
-            vectors = self._sample_vectors(images, self._cache_per_image(self.positions_per_image, len(images)), rng)
+            per_image = self._cache_per_image(self.positions_per_image, len(images))
+            vectors = self._gather_vectors(self._sample_vectors(images, per_image, rng), per_image)
         mean, variances, components = principal_components(vectors)
         latent = latent_size(variances, self.explained_variance) if self.latent_dim is None else self.latent_dim
         latent = min(latent, len(variances))

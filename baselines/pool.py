@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from collections import OrderedDict
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from baselines._common import PixelModel, resize
+from dfr import distributed
+from dfr.data import ImageDataset
 from dfr.scoring import ScoringSettings
 
 KERNELS = (3, 5, 7, 9)
 STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
 TRAINING_STEPS = 2000  # optimiser steps of epochs="auto"
+PREPARED_CACHE = 128  # prepared training images kept in memory by each reading process
 
 
 class PoolNetwork(nn.Module):
@@ -55,7 +60,7 @@ class PoolAE(PixelModel):
 
     ``fit(images, region_masks=...)``, ``predict(images, region_masks=...)`` and
     ``anomaly_map(images, region_masks=...)`` take one region per image (see
-    :func:`read_region_masks`); without them the region is the whole image. For training
+    :class:`dfr.data.ImageDataset`); without them the region is the whole image. For training
     images that contain the objects to detect, paint them out first with
     :func:`baselines.inpaint_boxes`.
 
@@ -145,31 +150,17 @@ class PoolAE(PixelModel):
             height, width = max(1, round(height * self.width / width)), self.width
         return resize(filled, height, width), resize(region.astype(np.float32), height, width)
 
-    def _fit(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def _fit(self, pairs: ImageDataset) -> None:
         settings = self.settings()
-        prepared = [self._prepare(image, region) for image, region in pairs]
-        prepared = [(image, weight) for image, weight in prepared if weight.max() > 0.5]
-        if not prepared:
-            raise ValueError("every training image has an empty region mask")
         if settings["epochs"] == "auto":
-            steps_per_epoch = math.ceil(len(prepared) * settings["crops_per_image"] / settings["batch_size"])
+            steps_per_epoch = math.ceil(distributed.total(len(pairs)) * settings["crops_per_image"] / settings["batch_size"])
             settings["epochs"] = math.ceil(TRAINING_STEPS / steps_per_epoch)
         elif isinstance(settings["epochs"], bool) or not isinstance(settings["epochs"], int) or settings["epochs"] < 1:
             raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
-        with self._seeded() as rng:
+        with self._seeded():
             self.network_ = self._network().to(self.device_)
-
-            def epoch() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-                samples = [self._augment(image, weight, settings["crop_size"], rng)
-                           for image, weight in prepared for _ in range(settings["crops_per_image"])]
-                order = rng.permutation(len(samples))
-                for start in range(0, len(order), settings["batch_size"]):
-                    chosen = [samples[i] for i in order[start:start + settings["batch_size"]]]
-                    images = torch.from_numpy(np.stack([image for image, _ in chosen])).permute(0, 3, 1, 2)
-                    weights = torch.from_numpy(np.stack([weight for _, weight in chosen]))[:, None]
-                    yield images.to(self.device_), weights.to(self.device_)
-
-            self._train(epoch, self._masked_loss, settings)
+            crops = _Crops(self, pairs, settings["crops_per_image"], settings["crop_size"])
+            self._train(crops, self._masked_loss, settings)
 
     def _masked_loss(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Mean squared error over the pixels inside the regions (weights (B, 1, h, w))."""
@@ -215,3 +206,35 @@ class PoolAE(PixelModel):
             full = resize(squared, *region.shape)
             maps.append(np.where(region, full, 0.0).astype(np.float32))
         return maps
+
+
+class _Crops(Dataset):
+    """PoolAE's training samples: ``crops_per_image`` augmented crops of every (image, region)
+    pair, each drawn from a generator seeded by (seed, epoch, sample), so that the crops do not
+    depend on which worker process makes them. The last ``PREPARED_CACHE`` prepared images
+    are kept, so a small training set is decoded once."""
+
+    def __init__(self, model: PoolAE, pairs: ImageDataset, crops_per_image: int, size: int) -> None:
+        self.model, self.pairs, self.crops_per_image, self.size = model, pairs, crops_per_image, size
+        self.epoch = 0
+        self.prepared: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.crops_per_image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, weight = self._prepared(index // self.crops_per_image)
+        rng = np.random.default_rng([self.model.seed, self.epoch, index])
+        image, weight = self.model._augment(image, weight, self.size, rng)
+        return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(weight)[None]
+
+    def _prepared(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index not in self.prepared:
+            self.prepared[index] = self.model._prepare(*self.pairs[index])
+            if len(self.prepared) > PREPARED_CACHE:
+                self.prepared.popitem(last=False)
+        self.prepared.move_to_end(index)
+        return self.prepared[index]

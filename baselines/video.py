@@ -14,75 +14,101 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from baselines._common import PixelModel, resize, to_gray
-from dfr.io import list_images, load_images
+from dfr.io import decode_source, list_images
 from dfr.scoring import ScoringSettings
 
 WINDOW_BATCH = 8
 
 
-def read_clips(data: Any) -> list[np.ndarray]:
-    """Every clip in ``data`` as float32 (T, H, W) gray in [0, 1].
+class ClipDataset(Dataset):
+    """Clips whose frames are read on access.
 
     ``data``: a folder of frames (naturally sorted), a list of such folders, one array
-    (T, H, W) or (T, H, W, C), or a list of such arrays.
+    (T, H, W) or (T, H, W, C), or a list of such arrays. Item ``i`` is clip ``i`` as float32
+    (T, H, W) gray in [0, 1]; :meth:`window` reads only some of its frames.
     """
-    if isinstance(data, (str, os.PathLike)):
-        return [_folder_clip(Path(data))]
-    if isinstance(data, np.ndarray):
-        return [_array_clip(data, 0)]
-    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+
+    def __init__(self, data: Any) -> None:
+        if isinstance(data, (str, os.PathLike, np.ndarray)):
+            data = [data]
+        if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
+            raise TypeError(f"cannot read clips from {type(data).__name__}: give a folder of frames, folders or arrays")
         if len(data) == 0:
             raise ValueError("got an empty list of clips")
-        if all(isinstance(item, (str, os.PathLike)) for item in data):
-            return [_folder_clip(Path(item)) for item in data]
-        if all(isinstance(item, np.ndarray) for item in data):
-            return [_array_clip(item, index) for index, item in enumerate(data)]
-        raise TypeError("a list of clips must hold only folders or only arrays (T, H, W[, C])")
-    raise TypeError(f"cannot read clips from {type(data).__name__}: give a folder of frames, folders or arrays")
+        if not (all(isinstance(item, (str, os.PathLike)) for item in data)
+                or all(isinstance(item, np.ndarray) for item in data)):
+            raise TypeError("a list of clips must hold only folders or only arrays (T, H, W[, C])")
+        self.sources = [_clip_sources(clip, index) for index, clip in enumerate(data)]
+        self.names = [Path(clip).name if isinstance(clip, (str, os.PathLike)) else f"clip_{index}"
+                      for index, clip in enumerate(data)]
+        self.labels = [os.fspath(clip) if isinstance(clip, (str, os.PathLike)) else f"clip {index}"
+                       for index, clip in enumerate(data)]
+
+    has_regions = False
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"clip {index} of {len(self)}")
+        return gray_clip(self.frames(index), self.labels[index])
+
+    def lengths(self) -> list[int]:
+        return [len(sources) for sources in self.sources]
+
+    def frames(self, index: int, which: Sequence[int] | None = None) -> list[np.ndarray]:
+        """Frames ``which`` (default: all) of clip ``index`` by the channel rule, colour kept."""
+        sources = self.sources[index]
+        chosen = range(len(sources)) if which is None else which
+        try:
+            return [decode_source(sources[t], f"frame_{t}") for t in chosen]
+        except ValueError as error:
+            raise ValueError(f"{self.labels[index]}: {error}") from None
+
+    def size(self, index: int) -> tuple[int, int]:
+        return self.frames(index, [0])[0].shape[:2]
+
+    def subset(self, indices: Sequence[int]) -> "ClipDataset":
+        return self._with([(self.sources[i], self.names[i], self.labels[i]) for i in indices])
+
+    def frame_range(self, index: int, start: int, stop: int) -> "ClipDataset":
+        """Clip ``index`` cut to its frames ``start:stop``, as a dataset of one clip."""
+        return self._with([(self.sources[index][start:stop], self.names[index], self.labels[index])])
+
+    def with_pairs(self, pairs: bool) -> "ClipDataset":
+        return self
+
+    def _with(self, clips: list[tuple[list, str, str]]) -> "ClipDataset":
+        subset = object.__new__(ClipDataset)
+        subset.sources, subset.names, subset.labels = (list(column) for column in zip(*clips))
+        return subset
 
 
-def _folder_clip(folder: Path) -> np.ndarray:
-    return _gray_clip(_folder_frames(folder), str(folder))
-
-
-def _array_clip(array: np.ndarray, index: int) -> np.ndarray:
-    return _gray_clip(_array_frames(array, index), f"clip {index}")
-
-
-def _clip_frames(clip: Any, index: int) -> tuple[list[np.ndarray], str]:
-    """One clip's frames by the channel rule (colour kept), and its name: the folder's, or ``clip_<index>``."""
-    if isinstance(clip, (str, os.PathLike)):
-        return _folder_frames(Path(clip)), Path(clip).name
-    if isinstance(clip, np.ndarray):
-        return _array_frames(clip, index), f"clip_{index}"
-    raise TypeError(f"cannot read a clip from {type(clip).__name__}: give a folder of frames or an array")
-
-
-def _folder_frames(folder: Path) -> list[np.ndarray]:
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: a clip must be a folder of frames (extract the frames of a video file first)")
-    return load_images(list_images(folder))[0]
-
-
-def _array_frames(array: np.ndarray, index: int) -> list[np.ndarray]:
-    if array.ndim not in (3, 4) or (array.ndim == 3 and array.shape[2] <= 4):
-        raise ValueError(f"clip {index}: expected an array (T, H, W) or (T, H, W, C), got shape {array.shape}; "
-                         "a single frame is a clip of one frame: pass frame[None]")
-    if len(array) == 0:
-        raise ValueError(f"clip {index} has no frames")
-    try:
-        return load_images(list(array))[0]
-    except ValueError as error:
-        raise ValueError(f"clip {index}: {error}") from None
-
-
-def _gray_clip(frames: list[np.ndarray], name: str) -> np.ndarray:
+def gray_clip(frames: list[np.ndarray], label: str) -> np.ndarray:
+    """A clip's frames (H, W, C) as one float32 (T, H, W) gray array; frames must share a size."""
     shapes = {frame.shape[:2] for frame in frames}
     if len(shapes) > 1:
-        raise ValueError(f"{name}: frames differ in size ({sorted(shapes)}); all frames of a clip must share one size")
+        raise ValueError(f"{label}: frames differ in size ({sorted(shapes)}); all frames of a clip must share one size")
     return np.stack([to_gray(frame) for frame in frames])
+
+
+def _clip_sources(clip: Any, index: int) -> list:
+    """One clip's frames unread: the folder's image paths, or the array's frames."""
+    if isinstance(clip, (str, os.PathLike)):
+        folder = Path(clip)
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: a clip must be a folder of frames (extract the frames of a video file first)")
+        return list_images(folder)
+    if clip.ndim not in (3, 4) or (clip.ndim == 3 and clip.shape[2] <= 4):
+        raise ValueError(f"clip {index}: expected an array (T, H, W) or (T, H, W, C), got shape {clip.shape}; "
+                         "a single frame is a clip of one frame: pass frame[None]")
+    if len(clip) == 0:
+        raise ValueError(f"clip {index} has no frames")
+    return list(clip)
 
 
 def mirror_indices(length: int, total: int) -> np.ndarray:
@@ -172,7 +198,7 @@ class ClipModel(PixelModel):
     def clip_scores(self, data: Any) -> list[np.ndarray]:
         """Per clip, the frame scores (summed squared reconstruction error), float64 (T,)."""
         self._check_fitted()
-        return [self._clip_outputs(clip)[1] for clip in self._read(data)]
+        return [self._clip_outputs(clip)[1] for clip in self._dataset(data)]
 
     def regularity(self, data: Any) -> list[np.ndarray]:
         """Per clip, the source's regularity ``1 - (e - min e) / max e`` of the frame scores e.
@@ -185,75 +211,71 @@ class ClipModel(PixelModel):
 
     # ----------------------------------------------------------------- hooks
 
-    def _read(self, data: Any) -> list[np.ndarray]:
-        return read_clips(data)
+    def _dataset(self, data: Any, region_masks: Any = None) -> ClipDataset:
+        if region_masks is not None:
+            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
+        return ClipDataset(data)
 
     def _batches(self, data: Any, region_masks: Any, batch_size: int) -> Iterator[tuple[list[str], list, Any, list]]:
         """One clip at a time (a clip's windows need all its frames); frames are named
         ``<clip folder>_<frame index>``, or ``clip_<i>_<frame index>`` for arrays."""
-        if region_masks is not None:
-            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
-        clips = [data] if isinstance(data, (str, os.PathLike, np.ndarray)) else list(data)
-        for index, clip in enumerate(clips):
-            frames, name = _clip_frames(clip, index)
-            yield [f"{name}_{t:05d}" for t in range(len(frames))], [_gray_clip(frames, name)], None, frames
+        clips = self._dataset(data, region_masks)
+        for index, name in enumerate(clips.names):
+            frames = clips.frames(index)
+            yield [f"{name}_{t:05d}" for t in range(len(frames))], [gray_clip(frames, clips.labels[index])], None, frames
+
+    def _map_chunks(self, clips: ClipDataset) -> Iterator[tuple["FrameMaps", None]]:
+        """One clip's post-processed maps (with their frame scores) at a time."""
+        for clip in clips:
+            maps = FrameMaps()
+            clip_maps, maps.scores = self._clip_outputs(clip)
+            maps.extend(clip_maps)
+            yield self._postprocess(maps), None
+
+    def _predict_maps(self, data: Any, region_masks: Any = None) -> tuple["FrameMaps", None]:
+        self._check_fitted()
+        maps = FrameMaps()
+        parts = [part for part, _ in self._map_chunks(self._dataset(data, region_masks))]
+        maps.extend(m for part in parts for m in part)
+        maps.scores = np.concatenate([part.scores for part in parts])
+        return maps, None
 
     def _scores(self, maps: "FrameMaps", settings: ScoringSettings | None = None) -> np.ndarray:
         """Frame scores: each frame's summed squared reconstruction error."""
         return maps.scores
 
-    def _split(self, clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _split(self, clips: ClipDataset) -> tuple[ClipDataset, ClipDataset]:
         if len(clips) >= 2:
             return super()._split(clips)
-        clip = clips[0]
-        held = max(1, round(self.scoring.validation_fraction * len(clip)))
-        if len(clip) - held < self.window:
+        length = clips.lengths()[0]
+        held = max(1, round(self.scoring.validation_fraction * length))
+        if length - held < self.window:
             raise ValueError(
-                f"one training clip of {len(clip)} frames: after holding out its last {held} frames for the "
+                f"one training clip of {length} frames: after holding out its last {held} frames for the "
                 f"threshold, fewer than window={self.window} remain; pass more frames, more clips or validation="
             )
-        return [clip[:-held]], [clip[-held:]]
+        return clips.frame_range(0, 0, length - held), clips.frame_range(0, length - held, length)
 
-    def _fit(self, clips: list[np.ndarray]) -> None:
+    def _fit(self, clips: ClipDataset) -> None:
         settings = self._validate()
-        frames = [self._inputs(clip) for clip in clips]
-        windows = self._training_windows([len(clip) for clip in clips])
-        per_epoch = settings["windows_per_epoch"] or len(windows)
-        with self._seeded() as rng:
+        windows = _Windows(self, clips, self._training_windows(clips.lengths()))
+        with self._seeded():
             self.network_ = self._network().to(self.device_)
+            self._train(windows, lambda batch: F.mse_loss(self.network_(batch), batch), settings,
+                        samples_per_epoch=settings["windows_per_epoch"] and min(settings["windows_per_epoch"], len(windows)))
 
-            def epoch() -> Iterator[tuple[torch.Tensor]]:
-                chosen = rng.permutation(len(windows))[:per_epoch]
-                for start in range(0, len(chosen), settings["batch_size"]):
-                    rows = windows[chosen[start:start + settings["batch_size"]]]
-                    if len(rows) > 1:  # batch normalisation needs two samples
-                        yield (torch.stack([frames[c][t:t + s * self.window:s] for c, t, s in rows]).to(self.device_),)
-
-            self._train(epoch, lambda batch: F.mse_loss(self.network_(batch), batch), settings)
-
-    def _maps(self, clips: list[np.ndarray]) -> FrameMaps:
-        maps, scores = FrameMaps(), []
-        for clip in clips:
-            clip_maps, clip_scores = self._clip_outputs(clip)
-            maps.extend(clip_maps)
-            scores.append(clip_scores)
-        maps.scores = np.concatenate(scores)
-        return maps
-
-    def _fit_scoring(self, normal_maps: FrameMaps, regions: list[np.ndarray] | None = None) -> None:
-        super()._fit_scoring(normal_maps, regions)
-        self.score_stats_.update({
-            "frame_score_mean": float(normal_maps.scores.mean()),
-            "frame_score_std": float(normal_maps.scores.std()),
-            "frame_score_max": float(normal_maps.scores.max()),
-        })
+    def _fit_scoring(self, held_out: ClipDataset) -> None:
+        super()._fit_scoring(held_out)
+        self.score_stats_.update({f"frame_score_{name}": self.score_stats_[f"image_score_{name}"]
+                                  for name in ("mean", "std", "max")})
 
     # ----------------------------------------------------------------- helpers
 
-    def _inputs(self, clip: np.ndarray) -> torch.Tensor:
-        """(T, H, W) frames → (T, S, S) float32 network input on CPU."""
+    def _inputs(self, frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+        """(T, H, W) gray or T (H, W, C) frames → (T, S, S) float32 network input on CPU."""
         size = self.settings()["image_size"]
-        return torch.from_numpy(np.stack([resize(frame, size, size) for frame in clip]))
+        return torch.from_numpy(np.stack([resize(frame if frame.ndim == 2 else to_gray(frame), size, size)
+                                          for frame in frames]))
 
     def _training_windows(self, lengths: list[int]) -> np.ndarray:
         """(n, 3) int rows ``clip, first frame, stride`` of every training window."""
@@ -288,3 +310,19 @@ class ClipModel(PixelModel):
                 counts[t:t + self.window] += 1
         errors = (errors[:length] / counts[:length, None, None]).float().numpy()
         return [resize(error, height, width) for error in errors], errors.reshape(length, -1).sum(1, dtype=np.float64)
+
+
+class _Windows(Dataset):
+    """Training windows: row ``(clip, first frame, stride)`` → network input (T, S, S), only
+    the window's frames read."""
+
+    def __init__(self, model: ClipModel, clips: ClipDataset, rows: np.ndarray) -> None:
+        self.model, self.clips, self.rows = model, clips, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        clip, first, stride = (int(value) for value in self.rows[index])
+        frames = range(first, first + stride * self.model.window, stride)
+        return self.model._inputs(self.clips.frames(clip, frames))

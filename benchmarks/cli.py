@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from dfr import cli as model_cli
+from dfr import distributed
 
 DATASETS = ("mvtec", "ucsd", "pool")
 DEMO_MODELS = "dfr,dfr-effnet,pca-residual-effnet,memory-bank-effnet,cae,stae,convlstm,poolae"
@@ -61,12 +62,20 @@ def _common(parser: argparse.ArgumentParser, default_out: str | None = None) -> 
 
 
 def _prepare(args: argparse.Namespace) -> Path:
+    """The output folder, checked and (with --overwrite) emptied by rank 0."""
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
-        raise FileExistsError(f"{out}: folder is not empty (use --resume to continue it or --overwrite to start over)")
-    if args.overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    error = None
+    if distributed.is_main():
+        try:
+            if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
+                raise FileExistsError(f"{out}: folder is not empty (use --resume to continue it or --overwrite to "
+                                      "start over)")
+            if args.overwrite and out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as caught:
+            error = caught
+    distributed.check_all(error)
     return out
 
 
@@ -114,9 +123,11 @@ def run_bench(args: argparse.Namespace) -> None:
     else:
         tasks = [task_readers.pool_task(args.root, format=args.pool_format, method=args.pool_split, seed=args.seed)]
     results = run_suite(tasks, specs, out, seed=args.seed)
-    write_reports(results, out, seed=args.seed, settings=vars(args))
-    print((out / "results.md").read_text())
-    print(f"wrote results.json, results.md, plots/, index.md and predictions to {out}")
+    if distributed.is_main():
+        write_reports(results, out, seed=args.seed, settings=vars(args))
+        print((out / "results.md").read_text())
+        print(f"wrote results.json, results.md, plots/, index.md and predictions to {out} "
+              f"(world size {distributed.world_size()})")
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -128,18 +139,21 @@ def run_demo(args: argparse.Namespace) -> None:
     weights = _vgg_weights(args.vgg_weights)
     specs = _specs(args.models, weights, available_only=True)
     out = _prepare(args)
-    if weights is None:
+    if weights is None and distributed.is_main():
         print("demo: DFR uses VGG19 with random weights (no ImageNet checkpoint cached); fine for a demo only")
     started = time.perf_counter()
     data = out / "data"
-    if not (data / "ucsd" / "UCSDped2").is_dir():
+    if distributed.is_main() and not (data / "ucsd" / "UCSDped2").is_dir():
         datasets.write_mvtec_like(data / "mvtec", categories=("brick", "grass", "gravel"), seed=args.seed, overwrite=True)
         datasets.write_pool_like(data / "pool", seed=args.seed, overwrite=True)
         datasets.write_ucsd_like(data / "ucsd", name="UCSDped2", seed=args.seed, overwrite=True)
+    distributed.barrier()
     tasks = task_readers.mvtec_tasks(data / "mvtec")
     tasks += [task_readers.pool_task(data / "pool", format="coco", seed=args.seed)]
     tasks += [task_readers.ucsd_task(data / "ucsd" / "UCSDped2")]
     results = run_suite(tasks, specs, out, seed=args.seed)
+    if not distributed.is_main():
+        return
     write_reports(results, out, seed=args.seed, settings=vars(args))
     print((out / "results.md").read_text())
     print(f"demo: {len(results)} runs in {time.perf_counter() - started:.0f} s; open {out / 'index.md'}")

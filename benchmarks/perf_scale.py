@@ -1,20 +1,25 @@
-"""Memory and speed of ``dfr predict`` as the number of images grows, images streamed from disk.
+"""Memory and speed of ``dfr fit`` and ``dfr predict`` as the number of images grows, and
+with one against two processes; images streamed from disk.
 
-Fits DFR (cpu preset; EfficientNet-Lite0 ImageNet features where they are installed, else
-VGG19 with random weights) once on 40 generated brick crops of 256², then writes sets of N
-test images of 256² (the 40 test crops of the same texture, repeated) and runs ``dfr predict``
-on each in a fresh process. Prints, per N, the peak resident memory of that process and its
-images per second (start-up and model loading included). ``dfr predict`` reads, predicts and
-writes one image at a time (``predict_iter``), so the peak should not grow with N.
+For each N, writes N generated training images and N test images of 256² (crops of the
+brick texture, with planted defects in the test set; the distinct crops repeat when N is
+large), then runs ``dfr fit`` on the training images and ``dfr predict`` on the test images,
+each in a fresh process. Prints, per N, the peak resident memory of the largest process and
+the images per second (start-up and model loading included). Both commands read images as
+they reach them, so the peaks should not grow with N (target: at most 1.3x from the smallest
+to the largest N) and predict's images per second should not drop.
 
-    python benchmarks/perf_scale.py                   # N = 200 and 2000
-    python benchmarks/perf_scale.py --sizes 200 2000 20000
+Then runs the same commands at ``--process-size`` images under ``torchrun
+--nproc_per_node=P`` for each P in ``--processes`` (gloo on CPU, nccl on GPUs) and prints the
+same figures; the peak is per process.
 
-Not yet measured here (issue 15): fit on streamed data, and 1 against 2 processes.
+    python benchmarks/perf_scale.py                            # N = 200 and 2000; 1 and 2 processes at 200
+    python benchmarks/perf_scale.py --sizes 200 2000 20000 --model cae
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,11 +32,13 @@ import numpy as np
 from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
 from dfr.synthetic import defect_dataset
 
-#: Runs the command given as arguments and prints the peak resident memory of its process tree in KiB.
+#: Runs the command given as arguments and prints the peak resident memory of the largest
+#: process of its tree in KiB (getrusage's maxrss of the waited-for descendants).
 _MEASURE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
+DISTINCT = 200  # distinct generated crops per set; larger sets repeat them
 
 
 def _write(folder: Path, images: list[np.ndarray], count: int) -> Path:
@@ -45,30 +52,70 @@ def _write(folder: Path, images: list[np.ndarray], count: int) -> Path:
 def _peak_mib(command: list[str]) -> tuple[float, float]:
     """(peak resident memory in MiB, wall seconds) of ``command`` run in a fresh process."""
     started = time.perf_counter()
-    output = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True)
+    output = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return int(output.stdout.split()[-1]) / 1024, time.perf_counter() - started
+
+
+def _model_flags(model: str) -> list[str]:
+    if model == "dfr":
+        backbone = (["--backbone", OFFLINE_BACKBONE, "--weights", "imagenet"] if pretrained_offline_available()
+                    else ["--weights", "random"])
+        return ["--model", "dfr", *backbone]
+    if model == "cae":
+        return ["--model", "cae", "--preset", "cpu"]
+    raise ValueError(f"--model must be dfr or cae, got {model!r}")
+
+
+def _launcher(processes: int) -> list[str]:
+    binaries = Path(sys.executable).parent
+    if processes == 1:
+        return [str(binaries / "dfr")]
+    return [str(binaries / "torchrun"), "--standalone", f"--nproc_per_node={processes}", "--no-python", str(binaries / "dfr")]
+
+
+def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: int) -> tuple[float, float, float, float]:
+    """(fit MiB, fit images/s, predict MiB, predict images/s) for ``count`` images."""
+    train = root / f"train_{count}"
+    test = root / f"test_{count}"
+    if not train.exists():
+        _write(train, data.train, count)
+        _write(test, data.test, count)
+    model = root / f"model_{count}_{processes}.dfr"
+    launcher = _launcher(processes)
+    fit_mib, fit_seconds = _peak_mib([*launcher, "fit", *flags, "--train", str(train), "--out", str(model)])
+    out = root / f"out_{count}_{processes}"
+    predict_mib, predict_seconds = _peak_mib([*launcher, "predict", str(model), str(test), "--out", str(out)])
+    return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000], help="numbers of test images")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000], help="numbers of images (default 200 2000)")
+    parser.add_argument("--model", default="dfr", help="dfr (cpu preset; EfficientNet-Lite0 ImageNet features where "
+                        "installed, else VGG19 with random weights) or cae (cpu preset)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to compare (default 1 2)")
+    parser.add_argument("--process-size", type=int, default=200, help="images for the process comparison (default 200)")
     args = parser.parse_args(argv)
-    data = defect_dataset("brick", n_train=40, n_test=40, size=256, disjoint=False, seed=0)
-    dfr_command = [str(Path(sys.executable).with_name("dfr"))]
-    backbone = (["--backbone", OFFLINE_BACKBONE, "--weights", "imagenet"] if pretrained_offline_available()
-                else ["--weights", "random"])
+    flags = _model_flags(args.model)
+    data = defect_dataset("brick", n_train=DISTINCT, n_test=DISTINCT, size=256, disjoint=False, seed=0)
+    print(f"model: {' '.join(flags)}; {os.cpu_count()} CPUs")
+    header = f"{'images':>7s} {'procs':>5s} {'fit MiB':>8s} {'fit img/s':>9s} {'predict MiB':>11s} {'predict img/s':>13s}"
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
-        train = _write(root / "train", data.train, len(data.train))
-        model = root / "model.dfr"
-        fit_mib, fit_seconds = _peak_mib([*dfr_command, "fit", "--model", "dfr", *backbone, "--image-size", "256",
-                                          "--train", str(train), "--out", str(model)])
-        print(f"fit on {len(data.train)} images: {fit_seconds:.1f} s, peak RSS {fit_mib:.0f} MiB ({' '.join(backbone)})")
-        print(f"{'images':>7s} {'peak RSS MiB':>13s} {'images/s':>9s}")
+        print(header)
+        rows = []
         for count in args.sizes:
-            images = _write(root / f"test_{count}", data.test, count)
-            peak, seconds = _peak_mib([*dfr_command, "predict", str(model), str(images), "--out", str(root / f"out_{count}")])
-            print(f"{count:7d} {peak:13.0f} {count / seconds:9.1f}", flush=True)
+            rows.append(_fit_and_predict(root, data, count, flags, 1))
+            print(f"{count:7d} {1:5d} {rows[-1][0]:8.0f} {rows[-1][1]:9.1f} {rows[-1][2]:11.0f} {rows[-1][3]:13.1f}", flush=True)
+        if len(rows) > 1:
+            print(f"peak RSS {args.sizes[-1]} / {args.sizes[0]} images: fit {rows[-1][0] / rows[0][0]:.2f}x, "
+                  f"predict {rows[-1][2] / rows[0][2]:.2f}x (target <= 1.3x)")
+        print(f"\n{args.process_size} images, per process:\n{header}")
+        for processes in args.processes:
+            fit_mib, fit_rate, predict_mib, predict_rate = _fit_and_predict(root, data, args.process_size, flags, processes)
+            print(f"{args.process_size:7d} {processes:5d} {fit_mib:8.0f} {fit_rate:9.1f} {predict_mib:11.0f} "
+                  f"{predict_rate:13.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.models import ModelSpec
 from benchmarks.tasks import Task
-from dfr import metrics
+from dfr import distributed, metrics
 from dfr.outputs import colourise, overlay, write_prediction
 from dfr.prediction import Prediction
 
@@ -36,7 +36,7 @@ def run_suite(tasks: list[Task], specs: list[ModelSpec], out: Path, *, seed: int
     for task, spec in tqdm(runs, desc="benchmark", unit="run", disable=None):
         folder = out / "runs" / task.dataset / task.name / spec.name
         done = folder / "result.json"
-        if done.is_file():
+        if distributed.broadcast(done.is_file()):
             results.append(json.loads(done.read_text()))
             continue
         results.append(run_one(task, spec, folder, seed))
@@ -44,7 +44,10 @@ def run_suite(tasks: list[Task], specs: list[ModelSpec], out: Path, *, seed: int
 
 
 def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, Any]:
-    """Fit, predict, evaluate and save one model on one task."""
+    """Fit, predict, evaluate and save one model on one task.
+
+    Under torch.distributed every process takes part in the fit; rank 0 alone predicts,
+    evaluates and writes, and every process returns its result."""
     folder.mkdir(parents=True, exist_ok=True)
     model = spec.build(task, seed)
     train = task.train if spec.takes_clips or task.kind == "image" else [f for clip in task.train for f in clip]
@@ -56,6 +59,19 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
         warnings.filterwarnings("ignore", message=".*random weights")
         model.fit(train, **fit_extra)
     fit_seconds = time.perf_counter() - started
+    result, error = None, None
+    if distributed.is_main():
+        try:
+            with distributed.local():
+                result = _evaluate_and_save(task, spec, model, test, predict_extra, fit_seconds, folder)
+        except (ValueError, OSError, RuntimeError) as caught:
+            error = caught
+    distributed.check_all(error)
+    return distributed.broadcast(result)
+
+
+def _evaluate_and_save(task: Task, spec: ModelSpec, model, test: Any, predict_extra: dict, fit_seconds: float,
+                       folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
     prediction = model.predict(test, **predict_extra)
     predict_seconds = time.perf_counter() - started
@@ -72,6 +88,7 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
         "scoring": model.scoring.to_dict(),
         "training_loss": [float(v) for v in getattr(model, "training_loss_", [])],
         "notes": task.notes,
+        "world_size": model.world_size_,
     }
     _write_json(folder / "result.json", result)
     return result

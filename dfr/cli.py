@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dfr import distributed
 from dfr.dfr_model import DFR
 from dfr.scoring import AFTER_FIT, ScoringSettings
 
@@ -39,6 +40,7 @@ def _weights(value: str) -> str | None:
     return value
 
 
+WORKERS_HELP = "processes that read and decode images ahead of the model (default 0: the main process)"
 # Constructor arguments with flags of their own, not generated from the signatures.
 OWN_FLAGS = ("weights", "scoring", "seed", "device")
 SCORING_FIELDS = tuple(ScoringSettings.__dataclass_fields__)
@@ -191,6 +193,7 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     _add_scoring_flags(fit, SCORING_FIELDS, "scoring settings (stored in the model file; see dfr.ScoringSettings)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
+    fit.add_argument("--workers", type=int, default=0, help=WORKERS_HELP)
     fit.add_argument("--out", required=True, help="model file to write")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model file")
 
@@ -205,6 +208,7 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     predict.add_argument("--out", required=True, help="output folder (must be empty or new)")
     predict.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     predict.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
+    predict.add_argument("--workers", type=int, default=0, help=WORKERS_HELP)
     _add_scoring_flags(predict, AFTER_FIT, "scoring settings that replace the model's for this run (default: "
                        "the model's own)")
 
@@ -237,8 +241,9 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
             raise ValueError(f"{flag}: {error}") from None
     scoring = ScoringSettings(**_scoring_options(args, SCORING_FIELDS))
     model = classes[args.model](scoring=scoring, seed=args.seed, device=args.device, **options)
-    train = _read_inputs(model, [args.train])
-    validation = _read_inputs(model, [args.validation]) if args.validation else None
+    model.workers = args.workers
+    train = _fit_inputs(model, args.train)
+    validation = _fit_inputs(model, args.validation) if args.validation else None
     regions = {}
     if model.takes_region_masks:
         regions = {"region_masks": _region_masks(args.region_masks),
@@ -250,8 +255,10 @@ def run_fit(args: argparse.Namespace, classes: dict[str, type] | None = None) ->
     model.fit(train, validation=validation, **regions)
     model.save(out, overwrite=args.overwrite)
     unit = "clips" if model.input_kind == "clips" else "images"
-    print(f"fitted {type(model).__name__} on {len(train)} {unit} in {time.perf_counter() - started:.0f} s: "
-          f"threshold {model.threshold_:.6g} (target FPR {model.scoring.target_fpr}); wrote {out}")
+    if distributed.is_main():
+        print(f"fitted {type(model).__name__} on {len(model._dataset(train))} {unit} in "
+              f"{time.perf_counter() - started:.0f} s (world size {model.world_size_}): "
+              f"threshold {model.threshold_:.6g} (target FPR {model.scoring.target_fpr}); wrote {out}")
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -260,21 +267,19 @@ def run_predict(args: argparse.Namespace) -> None:
 
     check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
-    if model.takes_region_masks:
-        regions = {"region_masks": _region_masks(args.region_masks)}
-    elif args.region_masks:
+    model.workers = args.workers
+    if args.region_masks and not model.takes_region_masks:
         raise ValueError(f"--region-masks applies only to image models, not to {type(model).__name__}")
-    else:
-        regions = {}
     scoring = _scoring_options(args, AFTER_FIT)
     if model.input_kind == "clips":
         _predict_clips(model, args, scoring)
     else:
-        _predict_images(model, args, regions, scoring)
+        _predict_images(model, args, _region_masks(args.region_masks), scoring)
 
 
-def _predict_images(model, args: argparse.Namespace, regions: dict, scoring: dict) -> None:
-    """Predict and write one image at a time (``predict_iter``), so memory stays flat however many there are."""
+def _predict_images(model, args: argparse.Namespace, region_masks: Any, scoring: dict) -> None:
+    """Predict and write one image at a time (``predict_iter``), so memory stays flat however
+    many there are; under torch.distributed each process takes every N-th image."""
     from tqdm.auto import tqdm
 
     from dfr.io import image_sources
@@ -285,65 +290,64 @@ def _predict_images(model, args: argparse.Namespace, regions: dict, scoring: dic
         item_sources, item_names = image_sources(item)
         sources += item_sources
         names += item_names
+    if isinstance(region_masks, (str, Path)):
+        region_masks, _ = image_sources(region_masks)  # a folder: one mask per image, in order
+        if len(region_masks) != len(sources):
+            raise ValueError(f"{args.region_masks}: {len(region_masks)} region masks for {len(sources)} images")
+    mine = distributed.shard(len(sources))
+    if region_masks is not None and not isinstance(region_masks, np.ndarray):
+        region_masks = [region_masks[i] for i in mine]
+    stems = unique_stems(names)
     flagged = 0
     with PredictionWriter(args.out, model.heatmap_range, overwrite=args.overwrite) as writer:
-        results = model.predict_iter(sources, **regions, scoring=scoring)
-        for result, stem in zip(tqdm(results, total=len(sources), desc="predict", unit="image", disable=None),
-                                unique_stems(names)):
-            writer.add(result, stem)
-            flagged += len(result.boxes) > 0
-    print(f"{len(sources)} images, {flagged} with at least one box (threshold {model.threshold_:.6g}); wrote {writer.out}")
+        if len(mine):
+            results = model.predict_iter([sources[i] for i in mine], region_masks=region_masks, scoring=scoring)
+            progress = tqdm(results, total=len(mine), desc="predict", unit="image", disable=None if distributed.is_main() else True)
+            for index, result in zip(mine, progress):
+                writer.add(result, stems[index], order=int(index))
+                flagged += len(result.boxes) > 0
+    flagged = int(distributed.all_reduce(np.array([flagged]), "sum")[0])
+    if distributed.is_main():
+        print(f"{len(sources)} images, {flagged} with at least one box (threshold {model.threshold_:.6g}; "
+              f"world size {distributed.world_size()}); wrote {writer.out}")
 
 
 def _predict_clips(model, args: argparse.Namespace, scoring: dict) -> None:
-    """Predict and write one clip at a time: its frames' files, then its video."""
+    """Predict and write one clip at a time: its frames' files, then its video; under
+    torch.distributed each process takes every N-th clip."""
     from dfr.io import list_clip_folders, list_images
     from dfr.outputs import PredictionWriter, unique_stems, write_clip_video
 
     folders = [folder for item in args.inputs for folder in list_clip_folders(item)]
     frame_names = [[path.name for path in list_images(folder)] for folder in folders]
     stems = iter(unique_stems([f"{folder.name}_{name}" for folder, names in zip(folders, frame_names) for name in names]))
+    frame_stems = [[next(stems) for _ in names] for names in frame_names]
+    clip_stems = unique_stems([folder.name for folder in folders])
     frames = flagged = 0
     with PredictionWriter(args.out, model.heatmap_range, overwrite=args.overwrite) as writer:
-        for folder, clip_stem in zip(folders, unique_stems([folder.name for folder in folders])):
-            results = list(model.predict_iter([folder], scoring=scoring))
-            for result in results:
-                writer.add(result, next(stems))
-            write_clip_video(writer.staging / "videos" / f"{clip_stem}.mp4", [r.image for r in results],
+        for clip in distributed.shard(len(folders)):
+            results = list(model.predict_iter([folders[clip]], scoring=scoring))
+            for index, (result, stem) in enumerate(zip(results, frame_stems[clip])):
+                writer.add(result, stem, order=(int(clip), index))
+            write_clip_video(writer.staging / "videos" / f"{clip_stems[clip]}.mp4", [r.image for r in results],
                              [r.anomaly_map for r in results], np.array([r.score for r in results]),
                              model.threshold_, model.heatmap_range)
             frames += len(results)
             flagged += sum(len(result.boxes) > 0 for result in results)
-    print(f"{len(folders)} clips ({frames} frames), {flagged} with at least one box "
-          f"(threshold {model.threshold_:.6g}); wrote {writer.out}")
+    frames, flagged = (int(total) for total in distributed.all_reduce(np.array([frames, flagged]), "sum"))
+    if distributed.is_main():
+        print(f"{len(folders)} clips ({frames} frames), {flagged} with at least one box "
+              f"(threshold {model.threshold_:.6g}; world size {distributed.world_size()}); wrote {writer.out}")
 
 
-class _Named(list):
-    """Images or clips read from the command line, with their ``names``."""
+def _fit_inputs(model, item: str) -> str | list[str]:
+    """What ``fit`` reads from a command-line path: the path itself (images, read as they are
+    reached), or for clip models the list of its clip folders."""
+    from dfr.io import list_clip_folders
 
-    names: list
-
-
-def _read_inputs(model, items: list[str]) -> _Named:
-    """Images (H, W, C) with their file names, or for clip models clips (T, H, W, C) with
-    ``(clip folder name, frame file names)``."""
-    from dfr.io import list_clip_folders, load_images
-
-    read = _Named()
-    read.names = []
-    for item in items:
-        if model.input_kind != "clips":
-            images, names = load_images(item)
-            read += images
-            read.names += names
-            continue
-        for folder in list_clip_folders(item):
-            frames, names = load_images(folder)
-            if len({frame.shape for frame in frames}) > 1:
-                raise ValueError(f"{folder}: frames differ in size or channels; all frames of a clip must match")
-            read.append(np.stack(frames))
-            read.names.append((folder.name, names))
-    return read
+    if model.input_kind != "clips":
+        return item
+    return [str(folder) for folder in list_clip_folders(item)]
 
 
 def _region_masks(value: str | None):

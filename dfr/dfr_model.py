@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dfr import distributed
 from dfr.autoencoder import FeatureAutoencoder
+from dfr.data import ImageDataset
 from dfr.feature_model import RegionalFeatureModel, latent_size, positive_int, principal_components
 from dfr.scoring import ScoringSettings
 
@@ -165,7 +167,7 @@ class DFR(RegionalFeatureModel):
 
     # ----------------------------------------------------------------- fitting
 
-    def _fit(self, images: list[np.ndarray]) -> None:
+    def _fit(self, images: ImageDataset) -> None:
         self._validate()
         settings = self.training_settings()
         with self._seeded() as rng:
@@ -174,8 +176,8 @@ class DFR(RegionalFeatureModel):
             started = time.perf_counter()
             vectors = self._sample_vectors(images, per_image, rng)
             self.fit_seconds_ = {"features": time.perf_counter() - started}
-            pca_rows = rng.choice(len(vectors), size=min(self.pca_samples, len(vectors)), replace=False)
-            pca_sample = vectors[np.sort(pca_rows)]
+            pca_sample = self._gather_vectors(
+                vectors, per_image, lambda total: rng.choice(total, size=min(self.pca_samples, total), replace=False))
             self.latent_dim_, self.explained_variance_ratio_, components = self._pca_latent_dim(pca_sample, settings["pca_skip"])
             mean, spread = self._normalisation(pca_sample)
             normalise = settings["normalise"]
@@ -192,7 +194,7 @@ class DFR(RegionalFeatureModel):
                 items, batches = len(images), self._map_batches(images, settings["batch_size"])
             else:
                 items, batches = len(vectors), self._vector_batches(vectors, settings["batch_size"])
-            epochs = self._epochs(settings["epochs"], math.ceil(items / settings["batch_size"]))
+            epochs = self._epochs(settings["epochs"], math.ceil(distributed.total(items) / settings["batch_size"]))
             started = time.perf_counter()
             noise = settings["input_noise"] * spread / self.feature_scale_
             self.training_loss_ = self._train(batches, epochs, settings["learning_rate"], noise)
@@ -202,7 +204,7 @@ class DFR(RegionalFeatureModel):
         """Positions sampled per image: for the cache (``rule`` a number or "auto") or, when
         training on whole maps (``None``), for the PCA only."""
         if rule is None:
-            return math.ceil(self.pca_samples / images)
+            return math.ceil(self.pca_samples / distributed.total(images))
         return self._cache_per_image(rule, images)
 
     @staticmethod
@@ -244,7 +246,7 @@ class DFR(RegionalFeatureModel):
         return (features - self.feature_shift_[:, None, None]) / self.feature_scale_
 
     def _vector_batches(self, vectors: torch.Tensor, batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed + distributed.rank())
 
         def one_epoch() -> Iterator[torch.Tensor]:
             order = torch.randperm(len(vectors), generator=generator)
@@ -256,11 +258,11 @@ class DFR(RegionalFeatureModel):
         while True:
             yield one_epoch()
 
-    def _map_batches(self, images: list[np.ndarray], batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed)
+    def _map_batches(self, images: ImageDataset, batch_size: int) -> Iterator[Iterator[torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed + distributed.rank())
         while True:
-            order = torch.randperm(len(images), generator=generator).tolist()
-            yield self._feature_batches([images[i] for i in order], None, batch_size)
+            order = torch.randperm(len(images), generator=generator).numpy()
+            yield self._feature_batches(images.subset(order), None, batch_size)
 
     def _train(
         self, epochs_of_batches: Iterator[Iterator[torch.Tensor]], epochs: int, learning_rate: float, noise: float
@@ -268,20 +270,22 @@ class DFR(RegionalFeatureModel):
         """Adam on the MSE between the clean features and the reconstruction of the features
         plus Gaussian noise of std ``noise`` (in the autoencoder's input units); mean loss per epoch."""
         optimiser = torch.optim.Adam(self.autoencoder_.parameters(), lr=learning_rate)
-        self.autoencoder_.train()
+        autoencoder = distributed.parallel(self.autoencoder_)
+        autoencoder.train()
         history = []
-        progress = tqdm(range(epochs), desc="DFR: training autoencoder", unit="epoch", disable=None)
+        progress = tqdm(range(epochs), desc="DFR: training autoencoder", unit="epoch",
+                        disable=None if distributed.is_main() else True)
         for _, batches in zip(progress, epochs_of_batches):
             total, count = 0.0, 0
-            for features in batches:
+            for features in distributed.lockstep(batches):
                 features = self._normalised(features)
                 noisy = features + noise * torch.randn_like(features) if noise else features
-                loss = F.mse_loss(self.autoencoder_(noisy), features)
+                loss = F.mse_loss(autoencoder(noisy), features)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 total, count = total + loss.item(), count + 1
-            history.append(total / max(count, 1))
+            history.append(float(distributed.all_reduce(np.array([total / max(count, 1)]), "sum")[0]) / distributed.world_size())
             progress.set_postfix(loss=f"{history[-1]:.4g}")
         self.autoencoder_.eval()
         return history

@@ -8,7 +8,7 @@ autoencoder; ``baselines`` adds a PCA residual and a patch memory bank on the sa
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dfr import distributed
 from dfr.backbones import build_backbone, check_official_border
+from dfr.data import batches
 from dfr.features import RegionalFeatureExtractor
 from dfr.model import AnomalyModel
 from dfr.scoring import ScoringSettings
@@ -114,9 +116,10 @@ class RegionalFeatureModel(AnomalyModel):
         return (self.image_size // 4) ** 2
 
     def _cache_per_image(self, rule: int | str, images: int) -> int:
-        """Positions to sample per image: ``rule`` itself, or for "auto" ``CACHED_VECTORS`` spread over ``images``."""
+        """Positions to sample per image: ``rule`` itself, or for "auto" ``CACHED_VECTORS``
+        spread over the ``images`` of all processes."""
         if rule == "auto":
-            return min(self.positions, math.ceil(CACHED_VECTORS / images))
+            return min(self.positions, math.ceil(CACHED_VECTORS / distributed.total(images)))
         return min(int(rule), self.positions)
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -131,27 +134,53 @@ class RegionalFeatureModel(AnomalyModel):
         mean, std = np.array(backbone.mean, np.float32), np.array(backbone.std, np.float32)
         return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
 
-    def _feature_batches(self, images: list[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
+    def _feature_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
+        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a
+        time (a lazy dataset is read ahead by ``workers`` processes).
 
         The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
         """
         name = type(self).__name__
-        starts = range(0, len(images), batch_size)
-        for start in tqdm(starts, desc=f"{name}: {desc}", unit="batch", disable=None if desc else True):
-            batch = torch.stack([self._preprocess(image) for image in images[start:start + batch_size]])
-            yield self.extractor_(batch.to(self.device_))
+        total = math.ceil(len(images) / batch_size)
+        for batch in tqdm(batches(images, batch_size, workers=self.workers), total=total, desc=f"{name}: {desc}",
+                          unit="batch", disable=None if desc else True):
+            inputs = torch.stack([self._preprocess(image) for image in batch])
+            yield self.extractor_(inputs.to(self.device_, non_blocking=True))
 
-    def _sample_vectors(self, images: list[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
-        """``per_image`` seeded random positions of every image's feature map: (n, C) float32 on CPU."""
+    def _sample_vectors(self, images: Sequence[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
+        """``per_image`` seeded random positions of every image's feature map: (n, C) float32 on CPU.
+
+        ``rng`` draws the positions of every training image of every process in input order;
+        each process keeps the draws of its own images (:func:`dfr.distributed.shard`), so an
+        image's positions, and ``rng`` afterwards, do not depend on the number of processes.
+        """
         per_image = min(per_image, self.positions)
-        samples = []
-        for features in self._feature_batches(images, "features"):
-            flat = features.flatten(2).cpu()
-            for one in flat:
-                chosen = torch.from_numpy(rng.choice(self.positions, size=per_image, replace=False))
-                samples.append(one[:, chosen].T.contiguous())
+        total = distributed.total(len(images))
+        mine = distributed.shard(total)
+        drawn, samples = 0, []
+        with distributed.together():
+            for features in self._feature_batches(images, "features"):
+                for one in features.flatten(2).cpu():
+                    while drawn <= mine[len(samples)]:
+                        chosen, drawn = rng.choice(self.positions, size=per_image, replace=False), drawn + 1
+                    samples.append(one[:, torch.from_numpy(chosen)].T.contiguous())
+        for _ in range(drawn, total):
+            rng.choice(self.positions, size=per_image, replace=False)
         return torch.cat(samples)
+
+    def _gather_vectors(self, vectors: torch.Tensor, per_image: int, rows: Callable[[int], np.ndarray] | None = None
+                        ) -> torch.Tensor:
+        """Rows ``rows(total)`` (default: all) of every process's sampled ``vectors`` (n, C), in
+        the order that one process holding all images would have them; the same on every process."""
+        per_image = min(per_image, self.positions)
+        total = distributed.total(len(vectors) // per_image) * per_image
+        chosen = np.arange(total) if rows is None else np.sort(rows(total))
+        world, rank = distributed.world_size(), distributed.rank()
+        mine = chosen[(chosen // per_image) % world == rank]
+        local = torch.from_numpy((mine // per_image // world) * per_image + mine % per_image)
+        parts = distributed.all_gather((mine, vectors[local]))
+        order = torch.from_numpy(np.argsort(np.concatenate([part[0] for part in parts]), kind="stable"))
+        return torch.cat([part[1] for part in parts])[order]
 
     # ----------------------------------------------------------------- maps and persistence
 

@@ -18,7 +18,8 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 ImageData = Union[str, os.PathLike, np.ndarray, Sequence[Union[str, os.PathLike, np.ndarray]]]
-#: Region masks: None, one array (H, W), a stack (N, H, W), a list of arrays or paths, or a folder.
+#: Region masks: None, one array (H, W), a stack (N, H, W), a list of arrays or paths, or a folder
+#: (read by :class:`dfr.data.ImageDataset`).
 RegionMasks = Union[None, str, os.PathLike, np.ndarray, Sequence[Union[str, os.PathLike, np.ndarray]]]
 
 
@@ -162,33 +163,3 @@ def stack_if_same_size(maps: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     if len({m.shape for m in maps}) == 1:
         return np.stack(maps)
     return maps
-
-
-def read_region_masks(region_masks: RegionMasks, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """One bool (H, W) region per image of size ``shapes[i]``; pixels ``> 0`` are inside.
-
-    ``region_masks``: ``None`` (whole images), one array (H, W) shared by every image, a stack
-    (N, H, W), a list of arrays or image paths, or a folder of mask images (natural order).
-    A mask image's pixel is inside when any of its colour channels is > 0; an empty mask is
-    an error.
-    """
-    if region_masks is None:
-        return [np.ones(shape, dtype=bool) for shape in shapes]
-    if isinstance(region_masks, np.ndarray) and region_masks.ndim == 2:
-        masks = [region_masks] * len(shapes)
-    elif isinstance(region_masks, np.ndarray) and region_masks.ndim == 3:
-        masks = list(region_masks)
-    elif isinstance(region_masks, (str, os.PathLike)):
-        masks = [image.max(axis=2) for image in load_images(region_masks)[0]]
-    elif isinstance(region_masks, Sequence):
-        masks = [read_image(m).max(axis=2) if isinstance(m, (str, os.PathLike)) else np.asarray(m) for m in region_masks]
-    else:
-        raise TypeError(f"cannot read region masks from {type(region_masks).__name__}: give arrays, paths or a folder")
-    if len(masks) != len(shapes):
-        raise ValueError(f"got {len(masks)} region masks for {len(shapes)} images")
-    for index, (mask, shape) in enumerate(zip(masks, shapes)):
-        if mask.shape != tuple(shape):
-            raise ValueError(f"region mask {index} has shape {mask.shape} but its image has size {tuple(shape)}")
-        if not np.any(mask):
-            raise ValueError(f"region mask {index} is empty: no pixel > 0 (a mask must mark the region in any channel)")
-    return [np.asarray(mask) > 0 for mask in masks]

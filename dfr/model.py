@@ -11,8 +11,10 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import torch
 
-from dfr import scoring
-from dfr.io import decode_source, image_sources, load_images, read_region_masks, stack_if_same_size
+from dfr import distributed, scoring
+from dfr.data import ImageDataset, chunks
+from dfr.io import stack_if_same_size
+from dfr.order_statistics import ValueStore
 from dfr.prediction import ItemPrediction, Prediction
 from dfr.scoring import ScoringSettings, detect
 from dfr.serialization import read_model_file, write_model_file
@@ -21,6 +23,8 @@ from dfr.serialization import read_model_file, write_model_file
 LOADABLE_PACKAGES = ("dfr", "baselines")
 
 _REGISTRY: dict[str, type["AnomalyModel"]] = {}
+#: Images mapped at a time when ``fit`` maps held-out or training images.
+MAP_CHUNK = 32
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -44,7 +48,9 @@ class AnomalyModel:
     - ``_maps(items)`` returns one float32 map (H, W) per image or frame, at input size;
     - ``_state()`` / ``_load_state(state)`` give and take the learned tensors and values.
 
-    Video models also override ``_read`` (clips instead of images), ``_split`` and ``_scores``.
+    ``_fit`` gets a lazy dataset (:class:`dfr.data.ImageDataset`: ``len``, indexing, read
+    on access) and ``_maps`` a list of at most ``MAP_CHUNK`` items. Video models also
+    override ``_dataset`` (clips instead of images), ``_split``, ``_map_chunks`` and ``_scores``.
 
     Shared scoring, set by ``scoring`` (a :class:`dfr.scoring.ScoringSettings`, a dict of its
     fields, or ``None`` for the defaults): every map is first smoothed with a Gaussian of
@@ -55,7 +61,7 @@ class AnomalyModel:
     :func:`dfr.scoring.detect`; image scores follow ``image_score``.
 
     Image models take optional region masks (``region_masks=``, see
-    :func:`dfr.io.read_region_masks`): maps are zero outside the region, the threshold is fitted
+    :class:`dfr.data.ImageDataset`): maps are zero outside the region, the threshold is fitted
     on the pixels inside it, and nothing outside becomes a mask pixel or a box. A model whose
     network itself uses the regions (``fits_in_regions``, e.g. ``baselines.PoolAE``) also
     trains inside them.
@@ -67,6 +73,9 @@ class AnomalyModel:
     takes_region_masks: ClassVar[bool] = True
     #: Whether ``_fit`` and ``_maps`` get (image, region) pairs instead of images.
     fits_in_regions: ClassVar[bool] = False
+    #: DataLoader worker processes that decode inputs ahead of the model (0: in this process);
+    #: set it on a model (``model.workers = 4``) or with ``--workers``. Not saved.
+    workers: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -92,31 +101,33 @@ class AnomalyModel:
 
         Held-out data is ``validation`` when given, else a seeded ``validation_fraction``
         split of ``data``. ``region_masks`` / ``validation_region_masks``: regions of interest
-        of ``data`` / ``validation`` (image models). Returns ``self``.
+        of ``data`` / ``validation`` (image models). Images are read as they are reached
+        (:class:`dfr.data.ImageDataset`), so memory does not grow with their number. Under
+        torch.distributed (``torchrun``) each process trains on its share and the threshold
+        is fitted on all processes' held-out maps (docs/scaling.md). Returns ``self``.
         """
         if validation is None and validation_region_masks is not None:
             raise ValueError("validation_region_masks given without validation images")
-        items = self._read(data)
-        regions = self._read_regions(region_masks, items)
-        if validation is None and regions is None:
-            (train, held_out), train_regions, held_regions = self._split(items), None, None
-        elif validation is None:
-            pairs_train, pairs_held = self._split(list(zip(items, regions)))
-            (train, train_regions), (held_out, held_regions) = map(list, zip(*pairs_train)), map(list, zip(*pairs_held))
+        items = self._dataset(data, region_masks)
+        if validation is None:
+            train, held_out = self._split(items)
         else:
-            train, train_regions = items, regions
-            held_out = self._read(validation)
-            held_regions = self._read_regions(validation_region_masks, held_out)
+            train, held_out = items, self._dataset(validation, validation_region_masks)
         if self.scoring.normalise_positions:
             self._check_one_size(train)
-        self.device_ = resolve_device(self.device)
-        self._fit(self._network_input(train, train_regions))
+        self.world_size_ = distributed.world_size()
+        train, held_out = self._shard(train), self._shard(held_out)
+        self.device_ = distributed.local_device(resolve_device(self.device))
+        self._fit(train.with_pairs(self.fits_in_regions))
         self.position_scale_ = None
         if self.scoring.normalise_positions:
-            train_maps = self._postprocess(self._maps(self._network_input(train, train_regions)), train_regions)
-            self.position_scale_ = scoring.position_scale(train_maps, train_regions)
-        normal_maps = self._postprocess(self._maps(self._network_input(held_out, held_regions)), held_regions)
-        self._fit_scoring(normal_maps, held_regions)
+            sums = None
+            with distributed.together():
+                for maps, regions in self._map_chunks(train):
+                    sums = scoring.position_sums(maps, regions, sums)
+            total, covered = (distributed.all_reduce(part, "sum") for part in sums)
+            self.position_scale_ = scoring.scale_from_sums(total, covered)
+        self._fit_scoring(held_out)
         return self
 
     def anomaly_map(self, data: Any, *, region_masks: Any = None) -> np.ndarray | list[np.ndarray]:
@@ -191,23 +202,30 @@ class AnomalyModel:
         return {name: getattr(self, name) for name in dict.fromkeys(names)}
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
-        """Write the model (weights, configuration, threshold, statistics) to one file, atomically."""
+        """Write the model (weights, configuration, threshold, statistics) to one file, atomically.
+
+        Under torch.distributed only rank 0 writes; every rank returns once the file is written
+        (or raises its error)."""
         self._check_fitted()
         from dfr import __version__
 
-        params = {name: _plain(value) for name, value in self.get_params().items() if name != "device"}
-        write_model_file(
-            path,
-            {
+        error = None
+        if distributed.is_main():
+            params = {name: _plain(value) for name, value in self.get_params().items() if name != "device"}
+            scale = None if self.position_scale_ is None else torch.from_numpy(self.position_scale_)
+            record = {
                 "library_version": __version__,
+                "world_size": self.world_size_,
                 "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "params": params,
                 "state": self._state(),
-                "scoring": {"threshold": self.threshold_, "stats": self.score_stats_,
-                            "position_scale": None if self.position_scale_ is None else torch.from_numpy(self.position_scale_)},
-            },
-            overwrite=overwrite,
-        )
+                "scoring": {"threshold": self.threshold_, "stats": self.score_stats_, "position_scale": scale},
+            }
+            try:
+                write_model_file(path, record, overwrite=overwrite)
+            except (OSError, ValueError) as caught:
+                error = caught
+        distributed.check_all(error)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> "AnomalyModel":
@@ -219,6 +237,7 @@ class AnomalyModel:
         model = model_class(**_current_params(record, path), device=device)
         model.device_ = resolve_device(device)
         model._load_state(record["state"])
+        model.world_size_ = int(record.get("world_size", 1))
         model.threshold_ = float(record["scoring"]["threshold"])
         model.score_stats_ = dict(record["scoring"]["stats"])
         scale = record["scoring"].get("position_scale")
@@ -227,11 +246,13 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- hooks
 
-    def _read(self, data: Any) -> list[np.ndarray]:
-        images, _ = load_images(data)
-        return images
+    def _dataset(self, data: Any, region_masks: Any = None) -> ImageDataset:
+        """The inputs as a lazy dataset (video models: of clips)."""
+        if region_masks is not None and not self.takes_region_masks:
+            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
+        return ImageDataset(data, region_masks)
 
-    def _split(self, items: list) -> tuple[list, list]:
+    def _split(self, items: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
         """Seeded split into (train, held-out) with ``validation_fraction`` held out."""
         if len(items) < 2:
             raise ValueError(
@@ -240,7 +261,7 @@ class AnomalyModel:
             )
         held = min(len(items) - 1, max(1, round(self.scoring.validation_fraction * len(items))))
         order = np.random.default_rng(self.seed).permutation(len(items))
-        return [items[i] for i in sorted(order[held:])], [items[i] for i in sorted(order[:held])]
+        return items.subset(np.sort(order[held:])), items.subset(np.sort(order[:held]))
 
     def _fit(self, items: list) -> None:
         raise NotImplementedError
@@ -260,13 +281,13 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- helpers
 
-    def _read_regions(self, region_masks: Any, items: list) -> list[np.ndarray] | None:
-        """One bool region per item, or ``None`` (whole items) when no masks are given."""
-        if region_masks is None:
-            return None
-        if not self.takes_region_masks:
-            raise ValueError(f"{type(self).__name__} takes no region masks (they are for image models)")
-        return read_region_masks(region_masks, [item.shape[:2] for item in items])
+    def _shard(self, items: ImageDataset) -> ImageDataset:
+        """This process's share of ``items`` under torch.distributed (all of them otherwise)."""
+        share = distributed.shard(len(items))
+        if len(share) == 0:
+            raise ValueError(f"{len(items)} items cannot be shared among {distributed.world_size()} processes: "
+                             "give at least one per process")
+        return items.subset(share)
 
     def _network_input(self, items: list, regions: list[np.ndarray] | None) -> list:
         """What ``_fit`` and ``_maps`` get: the items, or (item, region) pairs for ``fits_in_regions`` models."""
@@ -275,6 +296,11 @@ class AnomalyModel:
         if regions is None:
             regions = [np.ones(item.shape[:2], dtype=bool) for item in items]
         return list(zip(items, regions))
+
+    def _map_chunks(self, items: ImageDataset) -> Iterator[tuple[list[np.ndarray], list[np.ndarray] | None]]:
+        """Post-processed maps and their regions, ``MAP_CHUNK`` images at a time (video models: a clip)."""
+        for _, images, regions in chunks(items, MAP_CHUNK, workers=self.workers):
+            yield self._postprocess(self._maps(self._network_input(images, regions)), regions), regions
 
     def _postprocess(self, maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Smooth every map in place (``scoring.smoothing_sigma``), divide it by the fitted
@@ -286,11 +312,19 @@ class AnomalyModel:
             maps[index] = smoothed if regions is None else np.where(regions[index], smoothed, 0.0).astype(np.float32)
         return maps
 
-    def _fit_scoring(self, normal_maps: list[np.ndarray], regions: list[np.ndarray] | None = None) -> None:
-        """Threshold and statistics over the held-out normal pixels inside their regions."""
-        inside = normal_maps if regions is None else [m[region] for m, region in zip(normal_maps, regions)]
-        self.threshold_ = scoring.fit_threshold(inside, self.scoring.target_fpr)
-        self.score_stats_ = scoring.score_statistics(inside, self._scores(normal_maps))
+    def _fit_scoring(self, held_out: ImageDataset) -> None:
+        """Threshold and statistics over the held-out normal pixels inside their regions, read
+        chunk by chunk (the pixels wait in a temporary file, not in memory; under
+        torch.distributed, those of every process)."""
+        scores = []
+        with ValueStore() as pixels:
+            with distributed.together():
+                for maps, regions in self._map_chunks(held_out):
+                    for index, anomaly_map in enumerate(maps):
+                        pixels.append(anomaly_map if regions is None else anomaly_map[regions[index]])
+                    scores.append(self._scores(maps))
+            self.threshold_ = scoring.fit_threshold(pixels, self.scoring.target_fpr)
+            self.score_stats_ = scoring.score_statistics(pixels, np.concatenate(distributed.all_gather(np.concatenate(scores))))
 
     def _preset_settings(self, presets: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """``presets[self.preset]``, each entry overridden by the attribute of the same name unless it is ``None``."""
@@ -310,27 +344,21 @@ class AnomalyModel:
 
     def _predict_maps(self, data: Any, region_masks: Any = None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         self._check_fitted()
-        items = self._read(data)
-        regions = self._read_regions(region_masks, items)
-        return self._postprocess(self._maps(self._network_input(items, regions)), regions), regions
+        maps, regions = [], []
+        for chunk_maps, chunk_regions in self._map_chunks(self._dataset(data, region_masks)):
+            maps += chunk_maps
+            regions += chunk_regions or []
+        return maps, regions if region_masks is not None else None
 
     def _batches(self, data: Any, region_masks: Any, batch_size: int) -> Iterator[tuple[list[str], list, Any, list]]:
         """(names of the outputs, the items to predict, their region masks, the image of each
         output) per batch of ``batch_size`` images, read only when the batch is reached."""
-        sources, names = image_sources(data)
-        if isinstance(region_masks, (str, os.PathLike)):
-            region_masks, _ = image_sources(region_masks)  # a folder of masks, or one mask file
-        shared = region_masks is None or (isinstance(region_masks, np.ndarray) and region_masks.ndim == 2)
-        if not shared and len(region_masks) != len(sources):
-            raise ValueError(f"got {len(region_masks)} region masks for {len(sources)} images")
-        for start in range(0, len(sources), batch_size):
-            chosen = slice(start, start + batch_size)
-            images = [decode_source(source, name) for source, name in zip(sources[chosen], names[chosen])]
-            yield names[chosen], images, region_masks if shared else region_masks[chosen], images
+        for names, images, regions in chunks(self._dataset(data, region_masks), batch_size, workers=self.workers):
+            yield names, images, regions, images
 
-    def _check_one_size(self, items: list) -> None:
+    def _check_one_size(self, items: ImageDataset) -> None:
         """``normalise_positions`` needs one map size: refuse training items of several, before training."""
-        sizes = sorted({item.shape[1:3] if self.input_kind == "clips" else item.shape[:2] for item in items})
+        sizes = sorted({items.size(index) for index in range(len(items))})
         if len(sizes) > 1:
             raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got sizes {sizes}")
 

@@ -24,10 +24,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from dfr import distributed
 from dfr.io import IMAGE_SUFFIXES
 from dfr.prediction import ItemPrediction, Prediction
 
@@ -93,15 +95,24 @@ class PredictionWriter:
         self.threshold: float | None = None
 
     def __enter__(self) -> "PredictionWriter":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}."))
-        for sub in ("maps", "heatmaps", "masks", "overlays"):
-            (self.staging / sub).mkdir()
+        staging, error = None, None
+        if distributed.is_main():
+            try:
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}."))
+                for sub in ("maps", "heatmaps", "masks", "overlays"):
+                    (staging / sub).mkdir()
+            except OSError as caught:
+                error = caught
+        distributed.check_all(error)
+        self.staging = distributed.broadcast(staging)
         return self
 
-    def add(self, item: ItemPrediction, stem: str | None = None) -> None:
+    def add(self, item: ItemPrediction, stem: str | None = None, order: Any = None) -> None:
         """Write one result; its files are named ``stem`` (default: the item's name without an
-        image suffix). A stem used before is refused (pass stems from :func:`unique_stems`)."""
+        image suffix). A stem used before is refused (pass stems from :func:`unique_stems`).
+        ``order``: where the result goes in ``boxes.json`` and ``scores.csv`` among those of
+        every process (default: after the previous one)."""
         if stem is None:
             stem = Path(item.name).stem if Path(item.name).suffix.lower() in IMAGE_SUFFIXES else item.name
         if stem in self.stems:
@@ -112,27 +123,48 @@ class PredictionWriter:
         _imwrite(self.staging / "heatmaps" / f"{stem}.png", heatmap)
         _imwrite(self.staging / "masks" / f"{stem}.png", item.mask.astype(np.uint8) * 255)
         _imwrite(self.staging / "overlays" / f"{stem}.png", overlay(item.image, heatmap, item.boxes))
-        self.records.append({"name": stem, "score": float(item.score), "boxes": item.boxes.round(4).tolist()})
+        order = len(self.records) if order is None else order
+        self.records.append({"order": order, "name": stem, "score": float(item.score),
+                             "boxes": item.boxes.round(4).tolist()})
         self.threshold = item.threshold
 
     def __exit__(self, kind, error, trace) -> None:
-        if kind is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
+        """Every process's records are gathered and rank 0 writes the summaries and renames the
+        folder; an error on any process removes the temporary folder and stops every process."""
+        shared = distributed.all_gather((f"{kind.__name__}: {error}", None) if kind else (None, (self.records, self.threshold)))
+        failures = [(rank, message) for rank, (message, _) in enumerate(shared) if message is not None]
+        if failures:
+            if distributed.is_main():
+                shutil.rmtree(self.staging, ignore_errors=True)
+            distributed.barrier()
+            if kind is None:
+                rank, message = failures[0]
+                raise RuntimeError(f"{self.out}: nothing written, rank {rank} failed: {message}")
             return
-        try:
-            summary = {"threshold": self.threshold, "heatmap_range": list(self.heatmap_range), "images": self.records}
-            (self.staging / "boxes.json").write_text(json.dumps(summary, indent=1))
-            with open(self.staging / "scores.csv", "w", newline="") as stream:
-                writer = csv.writer(stream)
-                writer.writerow(["name", "score", "boxes"])
-                for record in self.records:
-                    writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
-            if self.out.exists():
-                shutil.rmtree(self.out)
-            os.replace(self.staging, self.out)
-        except BaseException:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            raise
+        problem = None
+        if distributed.is_main():
+            try:
+                self._finish([record for _, (records, _) in shared for record in records],
+                             next((threshold for _, (_, threshold) in shared if threshold is not None), None))
+            except BaseException as caught:
+                shutil.rmtree(self.staging, ignore_errors=True)
+                problem = caught
+        distributed.check_all(problem)
+
+    def _finish(self, records: list[dict], threshold: float | None) -> None:
+        """Write boxes.json and scores.csv (records in their ``order``) and move the folder into place."""
+        images = [{key: value for key, value in record.items() if key != "order"}
+                  for record in sorted(records, key=lambda record: record["order"])]
+        summary = {"threshold": threshold, "heatmap_range": list(self.heatmap_range), "images": images}
+        (self.staging / "boxes.json").write_text(json.dumps(summary, indent=1))
+        with open(self.staging / "scores.csv", "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["name", "score", "boxes"])
+            for record in images:
+                writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.staging, self.out)
 
 
 def write_prediction(

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from dfr.metrics import box_iou
+from dfr.order_statistics import ValueStore
 
 IMAGE_SCORES = ("max", "mean", "top_mean")
 #: :func:`position_scale`: Gaussian smoothing of the per-position mean, as a fraction of the
@@ -177,18 +179,30 @@ def position_scale(maps: list[np.ndarray], regions: list[np.ndarray] | None = No
     shorter side (normalised by the region coverage, so borders are not pulled down), then
     raised to at least the ``POSITION_FLOOR_QUANTILE`` quantile of its positive values so that
     calm places are not amplified. Positions outside every region get that floor too; maps
-    that are zero everywhere give a scale of 1.
+    that are zero everywhere give a scale of 1. Over many maps, add them in parts with
+    :func:`position_sums` and finish with :func:`scale_from_sums`.
     """
-    shapes = sorted({m.shape for m in maps})
+    return scale_from_sums(*position_sums(maps, regions))
+
+
+def position_sums(
+    maps: list[np.ndarray], regions: list[np.ndarray] | None = None, sums: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sums`` (region-weighted total, coverage; float64 (H, W)) with ``maps`` added; ``None`` starts at zero."""
+    shapes = sorted({m.shape for m in maps} | ({sums[0].shape} if sums is not None else set()))
     if len(shapes) != 1:
         raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got map sizes {shapes}")
-    total = np.zeros(shapes[0], np.float64)
-    covered = np.zeros(shapes[0], np.float64)
+    total, covered = (np.zeros(shapes[0]), np.zeros(shapes[0])) if sums is None else sums
     for index, anomaly_map in enumerate(maps):
         weight = np.ones(shapes[0]) if regions is None else regions[index].astype(np.float64)
         total += anomaly_map * weight
         covered += weight
-    sigma = POSITION_SMOOTHING * min(shapes[0])
+    return total, covered
+
+
+def scale_from_sums(total: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """:func:`position_scale` from the sums of :func:`position_sums`."""
+    sigma = POSITION_SMOOTHING * min(total.shape)
     total, covered = smooth(total.astype(np.float32), sigma), smooth(covered.astype(np.float32), sigma)
     inside = covered > 1e-3
     if not inside.any():
@@ -206,18 +220,19 @@ def normalise_positions(anomaly_map: np.ndarray, scale: np.ndarray) -> np.ndarra
     return (anomaly_map / scale).astype(np.float32)
 
 
-def fit_threshold(normal_maps: list[np.ndarray], target_fpr: float) -> float:
+def fit_threshold(normal_pixels: list[np.ndarray] | ValueStore, target_fpr: float) -> float:
     """Smallest pixel threshold that flags at most ``target_fpr`` of the given normal pixels.
 
-    A pixel is flagged when its value is strictly above the threshold, so on these maps the
-    flagged fraction is ``<= target_fpr`` (less only where values tie).
+    ``normal_pixels``: maps or pixel arrays, or a :class:`~dfr.order_statistics.ValueStore`
+    of them (all ranks' pixels under torch.distributed). A pixel is flagged when its value is
+    strictly above the threshold, so on these pixels the flagged fraction is ``<= target_fpr``
+    (less only where values tie).
     """
     if not 0.0 < target_fpr < 1.0:
         raise ValueError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-    pixels = np.concatenate([np.ravel(m) for m in normal_maps]).astype(np.float64)
-    allowed = int(np.floor(target_fpr * pixels.size))
-    kth = pixels.size - allowed - 1
-    return float(np.partition(pixels, kth)[kth])
+    with _as_store(normal_pixels) as store:
+        total = store.total_count()
+        return store.order_statistic(total - int(np.floor(target_fpr * total)) - 1)
 
 
 def image_score(anomaly_map: np.ndarray, kind: str = "max", top_fraction: float = 0.01) -> float:
@@ -240,20 +255,35 @@ def image_scores(maps: list[np.ndarray], settings: ScoringSettings | None = None
     return np.array([image_score(m, kind, fraction) for m in maps])
 
 
-def score_statistics(normal_maps: list[np.ndarray], scores: np.ndarray | None = None) -> dict[str, float]:
-    """Statistics of held-out normal maps and their image ``scores`` (default: map maxima),
-    stored in the model and used for heatmap scaling."""
-    pixels = np.concatenate([np.ravel(m) for m in normal_maps])
-    scores = image_scores(normal_maps) if scores is None else np.asarray(scores, np.float64)
-    return {
-        "pixel_median": float(np.median(pixels)),
-        "pixel_q99": float(np.quantile(pixels, 0.99)),
-        "pixel_max": float(pixels.max()),
-        "image_score_mean": float(scores.mean()),
-        "image_score_std": float(scores.std()),
-        "image_score_max": float(scores.max()),
-        "images": float(len(normal_maps)),
-    }
+def score_statistics(normal_pixels: list[np.ndarray] | ValueStore, scores: np.ndarray | None = None) -> dict[str, float]:
+    """Statistics of held-out normal pixels (maps, pixel arrays or a
+    :class:`~dfr.order_statistics.ValueStore`) and their image ``scores`` (default: the
+    maxima of the given maps), stored in the model and used for heatmap scaling."""
+    if scores is None:
+        scores = image_scores(normal_pixels)
+    scores = np.asarray(scores, np.float64)
+    with _as_store(normal_pixels) as store:
+        return {
+            "pixel_median": store.quantile(0.5),
+            "pixel_q99": store.quantile(0.99),
+            "pixel_max": store.order_statistic(store.total_count() - 1),
+            "image_score_mean": float(scores.mean()),
+            "image_score_std": float(scores.std()),
+            "image_score_max": float(scores.max()),
+            "images": float(len(scores)),
+        }
+
+
+@contextmanager
+def _as_store(pixels: list[np.ndarray] | ValueStore) -> Iterator[ValueStore]:
+    """``pixels`` as a :class:`ValueStore`: itself, or a temporary one holding the arrays."""
+    if isinstance(pixels, ValueStore):
+        yield pixels
+        return
+    with ValueStore() as store:
+        for values in pixels:
+            store.append(values)
+        yield store
 
 
 def heatmap_range(stats: dict[str, float], threshold: float) -> tuple[float, float]:

@@ -5,6 +5,7 @@ import pytest
 
 import dfr
 from baselines import CAE, STAE, ConvLSTMAE, PoolAE, inpaint_boxes
+from baselines.video import ClipDataset
 from dfr.metrics import frame_auc, regularity_score
 from dfr.scoring import image_scores, smooth
 from tests.conftest import pixel_auc
@@ -216,7 +217,7 @@ def test_pool_ae_region_mask_forms_and_errors(pool_ae, pool, tmp_path):
     assert np.array_equal(pool_ae.anomaly_map(image, region_masks=region[None]), reference)
     with pytest.raises(ValueError, match="2 region masks for 1 images"):
         pool_ae.predict(image, region_masks=[region, region])
-    with pytest.raises(ValueError, match="region mask 0 has shape"):
+    with pytest.raises(ValueError, match=r"shared region mask has shape \(10, 64\) but image image_0 has size \(48, 64\)"):
         pool_ae.predict(image, region_masks=region[:10])
     with pytest.raises(ValueError, match="validation_region_masks given without"):
         PoolAE().fit([image], validation_region_masks=[region])
@@ -324,7 +325,7 @@ def test_regularity_is_the_metrics_definition(convlstm, clips):
 def test_single_training_clip_holds_out_its_tail():
     clip, _ = walkers(np.random.default_rng(1), 30)
     model = STAE("cpu", image_size=83, channels=(4, 4, 4), epochs=1, device="cpu")
-    assert model._split([clip])[1][0].shape[0] == 6
+    assert model._split(ClipDataset(clip))[1][0].shape[0] == 6
     model.fit(clip)
     assert model.score_stats_["images"] == 6 and model.score_stats_["frame_score_max"] > 0
     with pytest.raises(ValueError, match="fewer than window=10 remain"):
@@ -389,7 +390,7 @@ def test_region_masks_any_channel_and_empty_masks(pool_ae, pool, tmp_path):
     cv2.imwrite(str(tmp_path / "green.png"), green)
     reference = pool_ae.anomaly_map(image, region_masks=region)
     assert np.array_equal(pool_ae.anomaly_map(image, region_masks=[tmp_path / "green.png"]), reference)
-    with pytest.raises(ValueError, match="region mask 0 is empty"):
+    with pytest.raises(ValueError, match="shared region mask is empty"):
         pool_ae.predict(image, region_masks=np.zeros_like(region))
 
 
