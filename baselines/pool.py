@@ -210,8 +210,8 @@ class PoolAE(PixelModel):
 
 class _Crops(Dataset):
     """PoolAE's training samples: ``crops_per_image`` augmented crops of every (image, region)
-    pair, each drawn from a generator seeded by (seed, epoch, sample), so that the crops do not
-    depend on which worker process makes them. The last ``PREPARED_CACHE`` prepared images
+    pair, each drawn from a generator seeded by (seed, epoch, image, crop), so that the crops do
+    not depend on which worker or which of several processes makes them. The last ``PREPARED_CACHE`` prepared images
     are kept, so a small training set is decoded once."""
 
     def __init__(self, model: PoolAE, pairs: ImageDataset, crops_per_image: int, size: int) -> None:
@@ -227,7 +227,8 @@ class _Crops(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, weight = self._prepared(index // self.crops_per_image)
-        rng = np.random.default_rng([self.model.seed, self.epoch, index])
+        source = int(self.pairs.indices[index // self.crops_per_image])  # the image's index in the input
+        rng = np.random.default_rng([self.model.seed, self.epoch, source, index % self.crops_per_image])
         image, weight = self.model._augment(image, weight, self.size, rng)
         return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(weight)[None]
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from baselines._common import PixelModel, resize, to_gray
+from dfr import distributed
 from dfr.io import decode_source, list_images
 from dfr.scoring import ScoringSettings
 
@@ -84,7 +85,7 @@ class ClipDataset(Dataset):
 
     def _with(self, clips: list[tuple[list, str, str]]) -> "ClipDataset":
         subset = object.__new__(ClipDataset)
-        subset.sources, subset.names, subset.labels = (list(column) for column in zip(*clips))
+        subset.sources, subset.names, subset.labels = ([clip[part] for clip in clips] for part in range(3))
         return subset
 
 
@@ -258,11 +259,13 @@ class ClipModel(PixelModel):
 
     def _fit(self, clips: ClipDataset) -> None:
         settings = self._validate()
-        windows = _Windows(self, clips, self._training_windows(clips.lengths()))
+        with distributed.together():
+            windows = _Windows(self, clips, self._training_windows(clips.lengths()))
+        per_epoch = settings["windows_per_epoch"] and min(settings["windows_per_epoch"], distributed.total(len(windows)))
         with self._seeded():
             self.network_ = self._network().to(self.device_)
             self._train(windows, lambda batch: F.mse_loss(self.network_(batch), batch), settings,
-                        samples_per_epoch=settings["windows_per_epoch"] and min(settings["windows_per_epoch"], len(windows)))
+                        samples_per_epoch=per_epoch)
 
     def _fit_scoring(self, held_out: ClipDataset) -> None:
         super()._fit_scoring(held_out)

@@ -83,9 +83,10 @@ def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: 
         _write(test, data.test, count)
     model = root / f"model_{count}_{processes}.dfr"
     launcher = _launcher(processes)
-    fit_mib, fit_seconds = _peak_mib([*launcher, "fit", *flags, "--train", str(train), "--out", str(model)])
+    fit_mib, fit_seconds = _peak_mib([*launcher, "fit", *flags, "--train", str(train), "--out", str(model), "--overwrite"])
     out = root / f"out_{count}_{processes}"
-    predict_mib, predict_seconds = _peak_mib([*launcher, "predict", str(model), str(test), "--out", str(out)])
+    predict_mib, predict_seconds = _peak_mib([*launcher, "predict", str(model), str(test), "--out", str(out),
+                                              "--overwrite"])
     return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds
 
 

@@ -5,7 +5,8 @@ Each (task, model) run writes ``runs/<dataset>/<task>/<model>/`` under the outpu
 curves and per-frame scores for the plots) and ``predictions/`` (maps, masks, overlays,
 boxes, scores; for video an MP4 overlay per test clip). ``result.json`` is written last and
 atomically, so an interrupted suite resumes where it stopped: finished runs are read back,
-not redone.
+not redone. The test items are predicted one at a time and their maps and masks wait in
+memory-mapped files (:func:`predict_to_files`) while the metrics read them.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
         try:
             with distributed.local():
                 result = _evaluate_and_save(task, spec, model, test, predict_extra, fit_seconds, folder)
-        except (ValueError, OSError, RuntimeError) as caught:
+        except Exception as caught:  # every rank stops with it
             error = caught
     distributed.check_all(error)
     return distributed.broadcast(result)
@@ -72,12 +73,14 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
 
 def _evaluate_and_save(task: Task, spec: ModelSpec, model, test: Any, predict_extra: dict, fit_seconds: float,
                        folder: Path) -> dict[str, Any]:
-    started = time.perf_counter()
-    prediction = model.predict(test, **predict_extra)
-    predict_seconds = time.perf_counter() - started
-
-    evaluation, curves = evaluate(task, prediction)
-    save_predictions(task, prediction, model, folder / "predictions")
+    with tempfile.TemporaryDirectory(prefix="dfr-bench-maps.") as scratch:
+        started = time.perf_counter()
+        prediction = predict_to_files(model, test, predict_extra, [frame.shape[:2] for frame in task.frames],
+                                      Path(scratch))
+        predict_seconds = time.perf_counter() - started
+        evaluation, curves = evaluate(task, prediction)
+        save_predictions(task, prediction, model, folder / "predictions")
+        del prediction  # release the memory-mapped files before they are removed
     np.savez_compressed(folder / "curves.npz", **curves)
     result = {
         "dataset": task.dataset, "task": task.name, "model": spec.name, "label": spec.label,
@@ -92,6 +95,32 @@ def _evaluate_and_save(task: Task, spec: ModelSpec, model, test: Any, predict_ex
     }
     _write_json(folder / "result.json", result)
     return result
+
+
+def predict_to_files(model, test: Any, predict_extra: dict, shapes: list[tuple[int, int]], folder: Path) -> Prediction:
+    """``model.predict(test)``, computed one item at a time (``predict_iter``) with the maps and
+    masks written to memory-mapped files in ``folder`` (``maps.npy``, ``masks.npy``), so that
+    the metrics that need every map read them from disk; ``shapes``: (H, W) of each output."""
+    ends = np.cumsum([height * width for height, width in shapes])
+    maps = np.lib.format.open_memmap(folder / "maps.npy", mode="w+", dtype=np.float32, shape=(int(ends[-1]),))
+    masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.bool_, shape=(int(ends[-1]),))
+    scores, boxes = [], []
+    for index, item in enumerate(model.predict_iter(test, **predict_extra)):
+        if index >= len(shapes) or item.anomaly_map.shape != tuple(shapes[index]):
+            raise ValueError(f"output {index} of shape {item.anomaly_map.shape} does not match the "
+                             f"{len(shapes)} test items")
+        maps[ends[index] - item.anomaly_map.size:ends[index]] = item.anomaly_map.ravel()
+        masks[ends[index] - item.mask.size:ends[index]] = item.mask.ravel()
+        scores.append(item.score)
+        boxes.append(item.boxes)
+    if len(scores) != len(shapes):
+        raise ValueError(f"the model gave {len(scores)} outputs for {len(shapes)} test items")
+    maps.flush()
+    masks.flush()
+    starts = np.concatenate([[0], ends[:-1]])
+    views = [(maps[start:end].reshape(shape), masks[start:end].reshape(shape)) for start, end, shape in zip(starts, ends, shapes)]
+    return Prediction(anomaly_maps=[m for m, _ in views], scores=np.array(scores), masks=[k for _, k in views],
+                      boxes=boxes, threshold=model.threshold_)
 
 
 def evaluate(task: Task, prediction: Prediction) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -188,7 +188,7 @@ class DFR(RegionalFeatureModel):
             centre = None if normalise else mean  # normalised inputs are centred already
             self.autoencoder_ = FeatureAutoencoder(
                 self.extractor_.channels, self.latent_dim_, hidden, skip, centre).to(self.device_)
-            self.training_vectors_ = None if settings["positions_per_image"] is None else len(vectors)
+            self.training_vectors_ = None if settings["positions_per_image"] is None else distributed.total(len(vectors))
             if settings["positions_per_image"] is None:
                 del vectors
                 items, batches = len(images), self._map_batches(images, settings["batch_size"])
@@ -272,6 +272,8 @@ class DFR(RegionalFeatureModel):
         optimiser = torch.optim.Adam(self.autoencoder_.parameters(), lr=learning_rate)
         autoencoder = distributed.parallel(self.autoencoder_)
         autoencoder.train()
+        if distributed.rank():  # other noise on each process; rank 0 keeps the model's seed
+            torch.manual_seed(self.seed + distributed.rank())
         history = []
         progress = tqdm(range(epochs), desc="DFR: training autoencoder", unit="epoch",
                         disable=None if distributed.is_main() else True)

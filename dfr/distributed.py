@@ -1,13 +1,18 @@
 """torch.distributed in the few forms dfr needs; each is the identity in a single process.
 
 A run under ``torchrun`` (or any launcher that sets ``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR`` and ``MASTER_PORT``) joins the process group on first use: nccl when the
-process has a GPU, gloo otherwise. Without those variables everything runs in one process.
+``MASTER_ADDR`` and ``MASTER_PORT``) joins the process group on first use: gloo for tensors
+on the CPU (dfr's own counts and gathers always go this way) and, where there are GPUs, nccl
+for tensors on them (the gradients of DistributedDataParallel). A rank that waits for the
+others gives up after ``DFR_DISTRIBUTED_TIMEOUT`` seconds (default 7200: rank 0 alone
+evaluates a benchmark run while the others wait). Without those variables everything runs
+in one process.
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -23,10 +28,12 @@ def launched() -> bool:
 def init() -> None:
     """Join the process group if this process was launched as one of several and has not yet."""
     if launched() and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank < gpus:
+            torch.cuda.set_device(local_rank)
+        timeout = timedelta(seconds=float(os.environ.get("DFR_DISTRIBUTED_TIMEOUT", "7200")))
+        dist.init_process_group("cpu:gloo,cuda:nccl" if gpus else "gloo", timeout=timeout)
 
 
 _local_depth = 0
@@ -80,9 +87,8 @@ def all_reduce(values: np.ndarray, op: str) -> np.ndarray:
     if not active():
         return np.asarray(values, np.float64)
     tensor = torch.from_numpy(np.array(values, np.float64))
-    tensor = tensor.to(_communication_device())
     dist.all_reduce(tensor, {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}[op])
-    return tensor.cpu().numpy()
+    return tensor.numpy()
 
 
 def total(count: int) -> int:
@@ -131,13 +137,13 @@ def check_all(error: BaseException | None) -> None:
 
 @contextmanager
 def together() -> Iterator[None]:
-    """Run a block of local work (no communication inside) on every rank; if it raises a
-    ValueError, OSError, TypeError or RuntimeError on any rank, every rank raises on leaving
-    it, with that rank's message, instead of waiting for the failed rank."""
+    """Run a block of local work (no communication inside) on every rank; if it raises on any
+    rank, every rank raises on leaving it, with that rank's message, instead of waiting for
+    the failed rank."""
     error = None
     try:
         yield
-    except (ValueError, OSError, TypeError, RuntimeError) as caught:
+    except Exception as caught:
         error = caught
     check_all(error)
 
@@ -153,7 +159,7 @@ def lockstep(items: Iterable[Any]) -> Iterator[Any]:
             item = next(iterator)
         except StopIteration:
             done = True
-        except (ValueError, OSError, TypeError, RuntimeError) as caught:
+        except Exception as caught:
             error = caught
         if active():
             failed, finished = all_reduce(np.array([error is not None, done], np.float64), "max")
@@ -179,7 +185,3 @@ def parallel(network: torch.nn.Module) -> torch.nn.Module:
 def barrier() -> None:
     if active():
         dist.barrier()
-
-
-def _communication_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")

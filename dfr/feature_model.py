@@ -157,16 +157,18 @@ class RegionalFeatureModel(AnomalyModel):
         per_image = min(per_image, self.positions)
         total = distributed.total(len(images))
         mine = distributed.shard(total)
-        drawn, samples = 0, []
+        vectors = torch.empty(len(images) * per_image, self.extractor_.channels)  # one block: no heap fragments
+        drawn, done = 0, 0
         with distributed.together():
             for features in self._feature_batches(images, "features"):
                 for one in features.flatten(2).cpu():
-                    while drawn <= mine[len(samples)]:
+                    while drawn <= mine[done]:
                         chosen, drawn = rng.choice(self.positions, size=per_image, replace=False), drawn + 1
-                    samples.append(one[:, torch.from_numpy(chosen)].T.contiguous())
+                    vectors[done * per_image:(done + 1) * per_image] = one[:, torch.from_numpy(chosen)].T
+                    done += 1
         for _ in range(drawn, total):
             rng.choice(self.positions, size=per_image, replace=False)
-        return torch.cat(samples)
+        return vectors
 
     def _gather_vectors(self, vectors: torch.Tensor, per_image: int, rows: Callable[[int], np.ndarray] | None = None
                         ) -> torch.Tensor:

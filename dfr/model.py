@@ -44,7 +44,7 @@ class AnomalyModel:
     Subclasses implement four hooks and keep their constructor arguments as attributes of
     the same name (as scikit-learn estimators do), so configuration saves and loads itself:
 
-    - ``_fit(items)`` trains on a list of normal items (images (H, W, C) float32 in [0, 1]);
+    - ``_fit(items)`` trains on normal items (images (H, W, C) float32 in [0, 1]);
     - ``_maps(items)`` returns one float32 map (H, W) per image or frame, at input size;
     - ``_state()`` / ``_load_state(state)`` give and take the learned tensors and values.
 
@@ -116,7 +116,7 @@ class AnomalyModel:
         if self.scoring.normalise_positions:
             self._check_one_size(train)
         self.world_size_ = distributed.world_size()
-        train, held_out = self._shard(train), self._shard(held_out)
+        train, held_out = self._shard(train), self._shard(held_out, required=False)
         self.device_ = distributed.local_device(resolve_device(self.device))
         self._fit(train.with_pairs(self.fits_in_regions))
         self.position_scale_ = None
@@ -235,7 +235,7 @@ class AnomalyModel:
         if not issubclass(model_class, cls):
             raise TypeError(f"{path}: holds a {model_class.__name__}, not a {cls.__name__}")
         model = model_class(**_current_params(record, path), device=device)
-        model.device_ = resolve_device(device)
+        model.device_ = distributed.local_device(resolve_device(device))
         model._load_state(record["state"])
         model.world_size_ = int(record.get("world_size", 1))
         model.threshold_ = float(record["scoring"]["threshold"])
@@ -263,7 +263,7 @@ class AnomalyModel:
         order = np.random.default_rng(self.seed).permutation(len(items))
         return items.subset(np.sort(order[held:])), items.subset(np.sort(order[:held]))
 
-    def _fit(self, items: list) -> None:
+    def _fit(self, items: ImageDataset) -> None:
         raise NotImplementedError
 
     def _scores(self, maps: list[np.ndarray], settings: ScoringSettings | None = None) -> np.ndarray:
@@ -281,13 +281,13 @@ class AnomalyModel:
 
     # ----------------------------------------------------------------- helpers
 
-    def _shard(self, items: ImageDataset) -> ImageDataset:
-        """This process's share of ``items`` under torch.distributed (all of them otherwise)."""
-        share = distributed.shard(len(items))
-        if len(share) == 0:
+    def _shard(self, items: ImageDataset, *, required: bool = True) -> ImageDataset:
+        """This process's share of ``items`` under torch.distributed (all of them otherwise);
+        every process must get one unless not ``required``."""
+        if required and len(items) < distributed.world_size():
             raise ValueError(f"{len(items)} items cannot be shared among {distributed.world_size()} processes: "
                              "give at least one per process")
-        return items.subset(share)
+        return items.subset(distributed.shard(len(items)))
 
     def _network_input(self, items: list, regions: list[np.ndarray] | None) -> list:
         """What ``_fit`` and ``_maps`` get: the items, or (item, region) pairs for ``fits_in_regions`` models."""
@@ -324,7 +324,8 @@ class AnomalyModel:
                         pixels.append(anomaly_map if regions is None else anomaly_map[regions[index]])
                     scores.append(self._scores(maps))
             self.threshold_ = scoring.fit_threshold(pixels, self.scoring.target_fpr)
-            self.score_stats_ = scoring.score_statistics(pixels, np.concatenate(distributed.all_gather(np.concatenate(scores))))
+            local_scores = np.concatenate(scores) if scores else np.empty(0)
+            self.score_stats_ = scoring.score_statistics(pixels, np.concatenate(distributed.all_gather(local_scores)))
 
     def _preset_settings(self, presets: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """``presets[self.preset]``, each entry overridden by the attribute of the same name unless it is ``None``."""

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from dfr import distributed
 from dfr.metrics import box_iou
 from dfr.order_statistics import ValueStore
 
@@ -259,6 +260,8 @@ def score_statistics(normal_pixels: list[np.ndarray] | ValueStore, scores: np.nd
     """Statistics of held-out normal pixels (maps, pixel arrays or a
     :class:`~dfr.order_statistics.ValueStore`) and their image ``scores`` (default: the
     maxima of the given maps), stored in the model and used for heatmap scaling."""
+    if scores is None and isinstance(normal_pixels, ValueStore):
+        raise ValueError("score_statistics needs scores= with a ValueStore of pixels")
     if scores is None:
         scores = image_scores(normal_pixels)
     scores = np.asarray(scores, np.float64)
@@ -276,11 +279,12 @@ def score_statistics(normal_pixels: list[np.ndarray] | ValueStore, scores: np.nd
 
 @contextmanager
 def _as_store(pixels: list[np.ndarray] | ValueStore) -> Iterator[ValueStore]:
-    """``pixels`` as a :class:`ValueStore`: itself, or a temporary one holding the arrays."""
+    """``pixels`` as a :class:`ValueStore`: itself (all processes' values), or a temporary one
+    holding the arrays (this process's only)."""
     if isinstance(pixels, ValueStore):
         yield pixels
         return
-    with ValueStore() as store:
+    with distributed.local(), ValueStore() as store:  # the caller's arrays: this process's own statistics
         for values in pixels:
             store.append(values)
         yield store

@@ -132,3 +132,33 @@ def test_bench_under_torchrun_reports_the_metrics_of_one_process(tmp_path):
         metrics[processes] = result["metrics"]
     assert metrics[2]["pixel_auroc"] == pytest.approx(metrics[1]["pixel_auroc"], abs=1e-6)
     assert metrics[2]["pro_auc"] == pytest.approx(metrics[1]["pro_auc"], abs=1e-6)
+
+
+def test_every_kind_of_model_fits_and_predicts_under_torchrun(folders, tmp_path):
+    """DFR (sampling, gathered PCA sample, DDP autoencoder), PoolAE (DDP, region masks,
+    per-position normalisation: all-reduced sums) and a video model (clips sharded, DDP)."""
+    from benchmarks.datasets import write_ucsd_like
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:56, 8:56] = 255
+    cv2.imwrite(str(tmp_path / "region.png"), mask)
+    write_ucsd_like(tmp_path / "ucsd", n_train_clips=3, n_test_clips=2, frames=12, size=(48, 64), seed=0)
+    clips = tmp_path / "ucsd" / "UCSDped2"
+    runs = {
+        "dfr": (["--model", "dfr", "--weights", "random", "--image-size", "64", "--layers", "relu1_1,relu2_1",
+                 "--epochs", "2"], folders / "train", folders / "test", []),
+        "poolae": (["--model", "poolae", "--preset", "cpu", "--epochs", "1", "--normalise-positions", "true"],
+                   folders / "train", folders / "test", ["--region-masks", str(tmp_path / "region.png")]),
+        "stae": (["--model", "stae", "--preset", "cpu", "--image-size", "83", "--epochs", "1"],
+                 clips / "Train", clips / "Test", []),
+    }
+    for name, (flags, train, test, regions) in runs.items():
+        model = tmp_path / f"{name}.dfr"
+        done = run(["fit", *flags, "--train", str(train), *regions, "--out", str(model)], 2)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "world size 2" in done.stdout and dfr.load(model, device="cpu").world_size_ == 2
+        done = run(["predict", str(model), str(test), *regions, "--out", str(tmp_path / f"{name}-out")], 2)
+        assert done.returncode == 0, done.stderr[-2000:]
+        summary = json.loads((tmp_path / f"{name}-out" / "boxes.json").read_text())
+        expected = 24 if name == "stae" else 5
+        assert len(summary["images"]) == expected == len(list((tmp_path / f"{name}-out" / "maps").iterdir()))
