@@ -11,7 +11,8 @@ to the largest N) and predict's images per second should not drop.
 
 Then runs the same commands at ``--process-size`` images under ``torchrun
 --nproc_per_node=P`` for each P in ``--processes`` (gloo on CPU, nccl on GPUs) and prints the
-same figures; the peak is per process.
+same figures; the peak is per process. ``written MiB``: the size of predict's output folder
+(deleted after each run: the disk holds one at a time).
 
     python benchmarks/perf_scale.py                            # N = 200 and 2000; 1 and 2 processes at 200
     python benchmarks/perf_scale.py --sizes 200 2000 20000 --model cae
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,7 @@ def _model_flags(model: str) -> list[str]:
                     else ["--weights", "random"])
         return ["--model", "dfr", *backbone]
     if model == "cae":
-        return ["--model", "cae", "--preset", "cpu"]
+        return ["--model", "cae", "--preset", "cpu", "--epochs", "5"]
     raise ValueError(f"--model must be dfr or cae, got {model!r}")
 
 
@@ -74,8 +76,8 @@ def _launcher(processes: int) -> list[str]:
     return [str(binaries / "torchrun"), "--standalone", f"--nproc_per_node={processes}", "--no-python", str(binaries / "dfr")]
 
 
-def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: int) -> tuple[float, float, float, float]:
-    """(fit MiB, fit images/s, predict MiB, predict images/s) for ``count`` images."""
+def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: int) -> tuple[float, ...]:
+    """(fit MiB, fit images/s, predict MiB, predict images/s, MiB that predict wrote) for ``count`` images."""
     train = root / f"train_{count}"
     test = root / f"test_{count}"
     if not train.exists():
@@ -87,36 +89,44 @@ def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: 
     out = root / f"out_{count}_{processes}"
     predict_mib, predict_seconds = _peak_mib([*launcher, "predict", str(model), str(test), "--out", str(out),
                                               "--overwrite"])
-    return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds
+    written = sum(path.stat().st_size for path in out.rglob("*") if path.is_file()) / 2 ** 20
+    shutil.rmtree(out)
+    return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds, written
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000], help="numbers of images (default 200 2000)")
     parser.add_argument("--model", default="dfr", help="dfr (cpu preset; EfficientNet-Lite0 ImageNet features where "
-                        "installed, else VGG19 with random weights) or cae (cpu preset)")
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts to compare (default 1 2)")
+                        "installed, else VGG19 with random weights) or cae (cpu preset, 5 epochs: every training "
+                        "image is read 5 times)")
+    parser.add_argument("--processes", type=int, nargs="*", default=[1, 2],
+                        help="process counts to compare (default 1 2; none: skip the comparison)")
     parser.add_argument("--process-size", type=int, default=200, help="images for the process comparison (default 200)")
     args = parser.parse_args(argv)
     flags = _model_flags(args.model)
     data = defect_dataset("brick", n_train=DISTINCT, n_test=DISTINCT, size=256, disjoint=False, seed=0)
     print(f"model: {' '.join(flags)}; {os.cpu_count()} CPUs")
-    header = f"{'images':>7s} {'procs':>5s} {'fit MiB':>8s} {'fit img/s':>9s} {'predict MiB':>11s} {'predict img/s':>13s}"
+    header = (f"{'images':>7s} {'procs':>5s} {'fit MiB':>8s} {'fit img/s':>9s} {'predict MiB':>11s} "
+              f"{'predict img/s':>13s} {'written MiB':>11s}")
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
         print(header)
         rows = []
         for count in args.sizes:
             rows.append(_fit_and_predict(root, data, count, flags, 1))
-            print(f"{count:7d} {1:5d} {rows[-1][0]:8.0f} {rows[-1][1]:9.1f} {rows[-1][2]:11.0f} {rows[-1][3]:13.1f}", flush=True)
+            print(f"{count:7d} {1:5d} {rows[-1][0]:8.0f} {rows[-1][1]:9.1f} {rows[-1][2]:11.0f} {rows[-1][3]:13.1f} "
+                  f"{rows[-1][4]:11.0f}", flush=True)
         if len(rows) > 1:
             print(f"peak RSS {args.sizes[-1]} / {args.sizes[0]} images: fit {rows[-1][0] / rows[0][0]:.2f}x, "
                   f"predict {rows[-1][2] / rows[0][2]:.2f}x (target <= 1.3x)")
-        print(f"\n{args.process_size} images, per process:\n{header}")
+        if args.processes:
+            print(f"\n{args.process_size} images, per process:\n{header}")
         for processes in args.processes:
-            fit_mib, fit_rate, predict_mib, predict_rate = _fit_and_predict(root, data, args.process_size, flags, processes)
+            fit_mib, fit_rate, predict_mib, predict_rate, written = _fit_and_predict(
+                root, data, args.process_size, flags, processes)
             print(f"{args.process_size:7d} {processes:5d} {fit_mib:8.0f} {fit_rate:9.1f} {predict_mib:11.0f} "
-                  f"{predict_rate:13.1f}", flush=True)
+                  f"{predict_rate:13.1f} {written:11.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -113,10 +113,10 @@ class AnomalyModel:
             train, held_out = self._split(items)
         else:
             train, held_out = items, self._dataset(validation, validation_region_masks)
-        if self.scoring.normalise_positions:
-            self._check_one_size(train)
         self.world_size_ = distributed.world_size()
         train, held_out = self._shard(train), self._shard(held_out, required=False)
+        if self.scoring.normalise_positions:
+            self._check_one_size(train)
         self.device_ = distributed.local_device(resolve_device(self.device))
         self._fit(train.with_pairs(self.fits_in_regions))
         self.position_scale_ = None
@@ -358,8 +358,11 @@ class AnomalyModel:
             yield names, images, regions, images
 
     def _check_one_size(self, items: ImageDataset) -> None:
-        """``normalise_positions`` needs one map size: refuse training items of several, before training."""
-        sizes = sorted({items.size(index) for index in range(len(items))})
+        """``normalise_positions`` needs one map size: refuse training items of several (on any
+        process), before training."""
+        with distributed.together():
+            local = {items.size(index) for index in range(len(items))}
+        sizes = sorted(set().union(*distributed.all_gather(local)))
         if len(sizes) > 1:
             raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got sizes {sizes}")
 

@@ -31,6 +31,7 @@ class ValueStore:
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         self._file = tempfile.TemporaryFile(dir=directory)
         self.count = 0
+        self.low, self.high = np.inf, -np.inf  # of this rank's values
 
     def append(self, values: np.ndarray) -> None:
         """Add ``values`` (any shape; flattened, stored as float32)."""
@@ -40,6 +41,8 @@ class ValueStore:
         self._file.seek(0, os.SEEK_END)
         self._file.write(values.tobytes())
         self.count += values.size
+        if values.size:
+            self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
     def chunks(self) -> Iterable[np.ndarray]:
         """The stored values, ``CHUNK`` at a time, in the order appended."""
@@ -75,6 +78,10 @@ class ValueStore:
             below += int(cumulative[chosen - 1]) if chosen else 0
             ranges.append((low, width, chosen))
 
+    def maximum(self) -> float:
+        """The largest value over all ranks."""
+        return float(distributed.all_reduce(np.array([self.high]), "max")[0])
+
     def quantile(self, q: float) -> float:
         """The ``q`` quantile with linear interpolation (``numpy.quantile``'s default) over all ranks."""
         position = (self.total_count() - 1) * q
@@ -106,8 +113,8 @@ class ValueStore:
 
     def _candidate_summary(self, ranges: list[tuple[float, float, int]]) -> tuple[int, float, float]:
         """Count, minimum and maximum of the candidates over all ranks."""
-        count, low, high = 0, np.inf, -np.inf
-        for chunk in self.chunks():
+        count, low, high = (self.count, self.low, self.high) if not ranges else (0, np.inf, -np.inf)
+        for chunk in self.chunks() if ranges else ():
             chosen = self._select(chunk, ranges)
             if chosen.size:
                 count, low, high = count + chosen.size, min(low, float(chosen.min())), max(high, float(chosen.max()))

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, boxes: np.ndarray, true_boxe
 def unique_stems(names: list[str]) -> list[str]:
     """File stems without suffix, made unique by appending ``_<index>`` where they repeat."""
     stems = [Path(name).stem for name in names]
-    repeated = {stem for stem in stems if stems.count(stem) > 1}
+    repeated = {stem for stem, count in Counter(stems).items() if count > 1}
     return [f"{stem}_{index}" if stem in repeated else stem for index, stem in enumerate(stems)]
 
 

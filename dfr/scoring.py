@@ -269,7 +269,7 @@ def score_statistics(normal_pixels: list[np.ndarray] | ValueStore, scores: np.nd
         return {
             "pixel_median": store.quantile(0.5),
             "pixel_q99": store.quantile(0.99),
-            "pixel_max": store.order_statistic(store.total_count() - 1),
+            "pixel_max": store.maximum(),
             "image_score_mean": float(scores.mean()),
             "image_score_std": float(scores.std()),
             "image_score_max": float(scores.max()),
