@@ -19,11 +19,13 @@ nothing half-written; an existing non-empty folder is replaced only with ``overw
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 import os
 import shutil
 import tempfile
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +80,32 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
+#: Threads that encode and write results while the model predicts the next ones, and how
+#: many results may wait for them (each holds its map and image: about 1 MiB at 256²).
+WRITER_THREADS = 2
+WRITES_PENDING = 16
+
+
 class PredictionWriter:
     """Writes results into ``out`` one image at a time, so memory does not grow with their number.
 
-    Use as a context manager: :meth:`add` writes one :class:`~dfr.prediction.ItemPrediction`
-    (map, heatmap on the fixed ``heatmap_range``, mask, overlay) into a temporary sibling
-    folder; leaving the block adds ``boxes.json`` and ``scores.csv`` and renames the folder
-    into place. An error or interruption inside the block removes the temporary folder and
-    leaves ``out`` as it was. An existing non-empty ``out`` is replaced only with ``overwrite``.
+    Use as a context manager: :meth:`add` hands one :class:`~dfr.prediction.ItemPrediction`
+    (map, heatmap on the fixed ``heatmap_range``, mask, overlay) to background threads that
+    write it into a temporary sibling folder while the caller goes on (at most
+    ``WRITES_PENDING`` wait). Names, scores and boxes go to a file of records per process, not
+    to memory. Leaving the block waits for the writes, adds ``boxes.json`` and ``scores.csv``
+    and renames the folder into place. An error or interruption inside the block, or a failed
+    write, removes the temporary folder and leaves ``out`` as it was. An existing non-empty
+    ``out`` is replaced only with ``overwrite``.
     """
 
     def __init__(self, out: str | os.PathLike, heatmap_range: tuple[float, float], *, overwrite: bool = False) -> None:
         self.out = check_output_folder(out, overwrite)
         self.heatmap_range = heatmap_range
-        self.records: list[dict] = []
         self.stems: set[str] = set()
         self.threshold: float | None = None
+        self._pending: deque[Future] = deque()
+        self._last_order: Any = None
 
     def __enter__(self) -> "PredictionWriter":
         staging, error = None, None
@@ -107,65 +119,110 @@ class PredictionWriter:
                 error = caught
         distributed.check_all(error)
         self.staging = distributed.broadcast(staging)
+        self._records = open(self._records_path(distributed.rank()), "w")
+        self._threads = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="dfr-writer")
         return self
+
+    def _records_path(self, rank: int) -> Path:
+        return self.staging / f".records-{rank}.jsonl"
 
     def add(self, item: ItemPrediction, stem: str | None = None, order: Any = None) -> None:
         """Write one result; its files are named ``stem`` (default: the item's name without an
         image suffix). A stem used before is refused (pass stems from :func:`unique_stems`).
         ``order``: where the result goes in ``boxes.json`` and ``scores.csv`` among those of
-        every process (default: after the previous one)."""
+        every process (default: after the previous one); it must increase from one call to the
+        next (a number, or a tuple such as ``(clip, frame)``)."""
         if stem is None:
             stem = Path(item.name).stem if Path(item.name).suffix.lower() in IMAGE_SUFFIXES else item.name
         if stem in self.stems:
             raise ValueError(f"{self.out}: two results named {stem!r}; give unique names (unique_stems)")
+        order = len(self.stems) if order is None else order
+        if self.stems and not order > self._last_order:
+            raise ValueError(f"{self.out}: order must increase from one result to the next, got {order!r} after "
+                             f"{self._last_order!r}")
         self.stems.add(stem)
+        self._last_order = order
+        self._pending.append(self._threads.submit(self._write_files, item, stem))
+        while len(self._pending) > WRITES_PENDING:
+            self._pending.popleft().result()
+        record = {"order": order, "name": stem, "score": float(item.score), "boxes": item.boxes.round(4).tolist()}
+        self._records.write(json.dumps(record) + "\n")
+        self.threshold = item.threshold
+
+    def _write_files(self, item: ItemPrediction, stem: str) -> None:
         np.save(self.staging / "maps" / f"{stem}.npy", item.anomaly_map.astype(np.float32))
         heatmap = colourise(item.anomaly_map, *self.heatmap_range)
         _imwrite(self.staging / "heatmaps" / f"{stem}.png", heatmap)
         _imwrite(self.staging / "masks" / f"{stem}.png", item.mask.astype(np.uint8) * 255)
         _imwrite(self.staging / "overlays" / f"{stem}.png", overlay(item.image, heatmap, item.boxes))
-        order = len(self.records) if order is None else order
-        self.records.append({"order": order, "name": stem, "score": float(item.score),
-                             "boxes": item.boxes.round(4).tolist()})
-        self.threshold = item.threshold
+
+    def _drain(self, kind: type | None, error: BaseException | None) -> tuple[type | None, BaseException | None]:
+        """Wait for the background writes (cancel those not started when ``kind`` is an error);
+        return (kind, error), or a failed write's when there was none before."""
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if kind is not None:
+                    future.cancel()
+                else:
+                    future.result()
+        except BaseException as caught:
+            kind, error = type(caught), caught
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        self._records.close()
+        return kind, error
 
     def __exit__(self, kind, error, trace) -> None:
-        """Every process's records are gathered and rank 0 writes the summaries and renames the
-        folder; an error on any process removes the temporary folder and stops every process."""
-        shared = distributed.all_gather((f"{kind.__name__}: {error}", None) if kind else (None, (self.records, self.threshold)))
+        """Waits for the writes; rank 0 merges every process's records into the summaries and
+        renames the folder; an error on any process removes the temporary folder and stops
+        every process."""
+        raised = kind
+        kind, error = self._drain(kind, error)
+        shared = distributed.all_gather((f"{kind.__name__}: {error}", None) if kind else (None, self.threshold))
         failures = [(rank, message) for rank, (message, _) in enumerate(shared) if message is not None]
         if failures:
             if distributed.is_main():
                 shutil.rmtree(self.staging, ignore_errors=True)
             distributed.barrier()
-            if kind is None:
+            if raised is None:
+                if error is not None:
+                    raise error  # a write of this process failed
                 rank, message = failures[0]
                 raise RuntimeError(f"{self.out}: nothing written, rank {rank} failed: {message}")
             return
         problem = None
         if distributed.is_main():
             try:
-                self._finish([record for _, (records, _) in shared for record in records],
-                             next((threshold for _, (_, threshold) in shared if threshold is not None), None))
+                self._finish(next((threshold for _, threshold in shared if threshold is not None), None))
             except BaseException as caught:
                 shutil.rmtree(self.staging, ignore_errors=True)
                 problem = caught
         distributed.check_all(problem)
 
-    def _finish(self, records: list[dict], threshold: float | None) -> None:
-        """Write boxes.json and scores.csv (records in their ``order``) and move the folder into place."""
-        images = [{key: value for key, value in record.items() if key != "order"}
-                  for record in sorted(records, key=lambda record: record["order"])]
-        summary = {"threshold": threshold, "heatmap_range": list(self.heatmap_range), "images": images}
-        (self.staging / "boxes.json").write_text(json.dumps(summary, indent=1))
-        with open(self.staging / "scores.csv", "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["name", "score", "boxes"])
-            for record in images:
-                writer.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        os.replace(self.staging, self.out)
+    def _finish(self, threshold: float | None) -> None:
+        """Write boxes.json and scores.csv from the processes' records, merged in their
+        ``order`` one at a time, and move the folder into place (an existing ``out`` is moved
+        aside first and removed only once the new one is in place)."""
+        paths = [self._records_path(rank) for rank in range(distributed.world_size())]
+        streams = [open(path) for path in paths]
+        try:
+            records = heapq.merge(*(map(json.loads, stream) for stream in streams), key=lambda record: record["order"])
+            with open(self.staging / "boxes.json", "w") as boxes, open(self.staging / "scores.csv", "w", newline="") as scores:
+                boxes.write(f'{{"threshold": {json.dumps(threshold)}, "heatmap_range": {json.dumps(list(self.heatmap_range))}, '
+                            f'"images": [')
+                table = csv.writer(scores)
+                table.writerow(["name", "score", "boxes"])
+                for index, record in enumerate(records):
+                    del record["order"]
+                    boxes.write(("," if index else "") + "\n" + json.dumps(record))
+                    table.writerow([record["name"], f"{record['score']:.6g}", len(record["boxes"])])
+                boxes.write("\n]}\n")
+        finally:
+            for stream in streams:
+                stream.close()
+        for path in paths:
+            path.unlink()
+        _replace_folder(self.staging, self.out)
 
 
 def write_prediction(
@@ -259,6 +316,23 @@ def write_clip_videos(
         ))
         start += length
     return written
+
+
+def _replace_folder(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``; an existing ``target`` is moved aside first and removed
+    only once ``source`` is in place, so a failure leaves one of the two whole."""
+    if not target.exists():
+        os.replace(source, target)
+        return
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.replaced.")) / target.name
+    os.replace(target, aside)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        os.replace(aside, target)
+        aside.parent.rmdir()
+        raise
+    shutil.rmtree(aside.parent, ignore_errors=True)
 
 
 def _imwrite(path: Path, picture: np.ndarray) -> None:
