@@ -11,7 +11,9 @@ to the largest N) and predict's images per second should not drop.
 
 Then runs the same commands at ``--process-size`` images under ``torchrun
 --nproc_per_node=P`` for each P in ``--processes`` (gloo on CPU, nccl on GPUs) and prints the
-same figures; the peak is per process. ``written MiB``: the size of predict's output folder
+same figures; the peak is per process. ``CPU ms/img``: predict's CPU time (user + system,
+every process and thread) per image, which, unlike images/s, does not depend on how fast a
+shared machine runs at the moment. ``written MiB``: the size of predict's output folder
 (deleted after each run: the disk holds one at a time).
 
     python benchmarks/perf_scale.py                            # N = 200 and 2000; 1 and 2 processes at 200
@@ -35,10 +37,11 @@ from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_ava
 from dfr.synthetic import defect_dataset
 
 #: Runs the command given as arguments and prints the peak resident memory of the largest
-#: process of its tree in KiB (getrusage's maxrss of the waited-for descendants).
+#: process of its tree in KiB and the CPU seconds (user + system) of the whole tree
+#: (getrusage of the waited-for descendants).
 _MEASURE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"
 )
 DISTINCT = 200  # distinct generated crops per set; larger sets repeat them
 
@@ -51,12 +54,13 @@ def _write(folder: Path, images: list[np.ndarray], count: int) -> Path:
     return folder
 
 
-def _peak_mib(command: list[str]) -> tuple[float, float]:
-    """(peak resident memory in MiB, wall seconds) of ``command`` run in a fresh process."""
+def _measure(command: list[str]) -> tuple[float, float, float]:
+    """(peak resident memory in MiB, wall seconds, CPU seconds) of ``command`` run in a fresh process."""
     started = time.perf_counter()
     output = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return int(output.stdout.split()[-1]) / 1024, time.perf_counter() - started
+    peak, cpu = output.stdout.split()[-2:]
+    return int(peak) / 1024, time.perf_counter() - started, float(cpu)
 
 
 def _model_flags(model: str) -> list[str]:
@@ -77,7 +81,8 @@ def _launcher(processes: int) -> list[str]:
 
 
 def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: int) -> tuple[float, ...]:
-    """(fit MiB, fit images/s, predict MiB, predict images/s, MiB that predict wrote) for ``count`` images."""
+    """(fit MiB, fit images/s, predict MiB, predict images/s, predict CPU ms per image, MiB that
+    predict wrote) for ``count`` images."""
     train = root / f"train_{count}"
     test = root / f"test_{count}"
     if not train.exists():
@@ -85,13 +90,19 @@ def _fit_and_predict(root: Path, data, count: int, flags: list[str], processes: 
         _write(test, data.test, count)
     model = root / f"model_{count}_{processes}.dfr"
     launcher = _launcher(processes)
-    fit_mib, fit_seconds = _peak_mib([*launcher, "fit", *flags, "--train", str(train), "--out", str(model), "--overwrite"])
+    fit_mib, fit_seconds, _ = _measure([*launcher, "fit", *flags, "--train", str(train), "--out", str(model), "--overwrite"])
     out = root / f"out_{count}_{processes}"
-    predict_mib, predict_seconds = _peak_mib([*launcher, "predict", str(model), str(test), "--out", str(out),
+    predict_mib, predict_seconds, predict_cpu = _measure([*launcher, "predict", str(model), str(test), "--out", str(out),
                                               "--overwrite"])
     written = sum(path.stat().st_size for path in out.rglob("*") if path.is_file()) / 2 ** 20
     shutil.rmtree(out)
-    return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds, written
+    return fit_mib, count / fit_seconds, predict_mib, count / predict_seconds, 1000 * predict_cpu / count, written
+
+
+def _row(count: int, processes: int, figures: tuple[float, ...]) -> str:
+    fit_mib, fit_rate, predict_mib, predict_rate, predict_cpu, written = figures
+    return (f"{count:7d} {processes:5d} {fit_mib:8.0f} {fit_rate:9.1f} {predict_mib:11.0f} {predict_rate:13.1f} "
+            f"{predict_cpu:10.1f} {written:11.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,25 +119,22 @@ def main(argv: list[str] | None = None) -> None:
     data = defect_dataset("brick", n_train=DISTINCT, n_test=DISTINCT, size=256, disjoint=False, seed=0)
     print(f"model: {' '.join(flags)}; {os.cpu_count()} CPUs")
     header = (f"{'images':>7s} {'procs':>5s} {'fit MiB':>8s} {'fit img/s':>9s} {'predict MiB':>11s} "
-              f"{'predict img/s':>13s} {'written MiB':>11s}")
+              f"{'predict img/s':>13s} {'CPU ms/img':>10s} {'written MiB':>11s}")
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
         print(header)
         rows = []
         for count in args.sizes:
             rows.append(_fit_and_predict(root, data, count, flags, 1))
-            print(f"{count:7d} {1:5d} {rows[-1][0]:8.0f} {rows[-1][1]:9.1f} {rows[-1][2]:11.0f} {rows[-1][3]:13.1f} "
-                  f"{rows[-1][4]:11.0f}", flush=True)
+            print(_row(count, 1, rows[-1]), flush=True)
         if len(rows) > 1:
             print(f"peak RSS {args.sizes[-1]} / {args.sizes[0]} images: fit {rows[-1][0] / rows[0][0]:.2f}x, "
                   f"predict {rows[-1][2] / rows[0][2]:.2f}x (target <= 1.3x)")
         if args.processes:
             print(f"\n{args.process_size} images, per process:\n{header}")
         for processes in args.processes:
-            fit_mib, fit_rate, predict_mib, predict_rate, written = _fit_and_predict(
-                root, data, args.process_size, flags, processes)
-            print(f"{args.process_size:7d} {processes:5d} {fit_mib:8.0f} {fit_rate:9.1f} {predict_mib:11.0f} "
-                  f"{predict_rate:13.1f} {written:11.0f}", flush=True)
+            print(_row(args.process_size, processes, _fit_and_predict(root, data, args.process_size, flags, processes)),
+                  flush=True)
 
 
 if __name__ == "__main__":
