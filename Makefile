@@ -10,7 +10,7 @@ $(BIN)/dfr: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,demo,timm]"
+	$(BIN)/pip install --quiet -e ".[test,demo,timm,export]"
 	touch $(BIN)/dfr
 
 install: $(BIN)/dfr

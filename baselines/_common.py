@@ -18,6 +18,21 @@ from dfr.model import AnomalyModel
 INFERENCE_BATCH = 16
 
 
+class ReconstructionError(torch.nn.Module):
+    """An autoencoder's per-pixel error: ``|x̂ - x| * scale`` (``power=1``) or ``(x̂ - x)²``
+    (``power=2``), averaged over the channel axis (1) when ``channel_mean``: (B, C, H, W) →
+    (B, H, W), or, without it, the shape of the input (e.g. (B, T, H, W) windows)."""
+
+    def __init__(self, network: torch.nn.Module, *, power: int, scale: float = 1.0, channel_mean: bool = False) -> None:
+        super().__init__()
+        self.network, self.power, self.scale, self.channel_mean = network, power, scale, channel_mean
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        difference = self.network(batch) - batch
+        error = difference.abs() * self.scale if self.power == 1 else difference.pow(2)
+        return error.mean(1) if self.channel_mean else error
+
+
 class PixelModel(AnomalyModel):
     """Base of the raw-pixel autoencoders: one ``torch.nn.Module`` trained with Adam.
 

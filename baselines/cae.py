@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import INFERENCE_BATCH, PixelModel, check_size, resize, to_gray
+from baselines._common import INFERENCE_BATCH, PixelModel, ReconstructionError, check_size, resize, to_gray
 from dfr.data import ImageDataset, Mapped
 from dfr.scoring import ScoringSettings
 
@@ -135,13 +135,19 @@ class CAE(PixelModel):
         if self.threshold_rule == "fixed":
             self.threshold_ = FIXED_THRESHOLD
 
-    @torch.no_grad()
+    def _inference_network(self) -> ReconstructionError:
+        return ReconstructionError(self.network_, power=1, scale=255.0, channel_mean=True)
+
+    def _input_spec(self) -> dict[str, Any]:
+        size = self.settings()["image_size"]
+        return {"shape": [None, 1, size, size], "layout": "NCHW", "channels": "gray", "range": [0.0, 1.0],
+                "normalisation": None, "resize": "bilinear to the network size"}
+
     def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        self.network_.eval()
         maps = []
         for start in range(0, len(images), INFERENCE_BATCH):
-            batch = torch.stack([self._input(image) for image in images[start:start + INFERENCE_BATCH]]).to(self.device_)
-            errors = (self.network_(batch) - batch).abs_().mul_(255.0)[:, 0].cpu().numpy()
+            batch = torch.stack([self._input(image) for image in images[start:start + INFERENCE_BATCH]])
+            errors = self._run_network(batch).numpy()
             for error in errors:
                 height, width = images[len(maps)].shape[:2]
                 heat = cv2.boxFilter(error, -1, (BOX, BOX), normalize=False, borderType=cv2.BORDER_CONSTANT)

@@ -9,9 +9,23 @@ from dfr.data import ImageDataset
 from dfr.feature_model import RegionalFeatureModel, positive_int
 from dfr.scoring import ScoringSettings
 
-#: Query and bank rows per block of the distance computation: at most 4096 x 8192 floats (128 MiB) at a time.
-QUERY_CHUNK = 4096
-BANK_CHUNK = 8192
+#: Bank rows per block when scoring a batch of feature maps (all its positions at once, so
+#: that the exported graph keeps a free batch axis): batch x positions x 1024 floats at a time.
+SCORING_BANK_CHUNK = 1024
+
+
+def nearest_map(features: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance of each position's vector of ``features`` (B, C, s, s) to its nearest
+    bank row (k, C): (B, s, s), the bank taken ``SCORING_BANK_CHUNK`` rows at a time."""
+    batch, channels, height, width = features.shape
+    queries = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    norms = queries.pow(2).sum(-1, keepdim=True)
+    best = None
+    for first in range(0, len(bank), SCORING_BANK_CHUNK):
+        block = bank[first:first + SCORING_BANK_CHUNK]
+        squared = (norms + block.pow(2).sum(1) - 2.0 * queries @ block.T).amin(-1)
+        best = squared if best is None else torch.minimum(best, squared)
+    return best.clamp_min(0).sqrt().reshape(batch, height, width)
 
 
 def greedy_coreset(vectors: torch.Tensor, count: int, *, projection_dim: int | None = 128, seed: int = 0) -> torch.Tensor:
@@ -40,22 +54,6 @@ def greedy_coreset(vectors: torch.Tensor, count: int, *, projection_dim: int | N
         centre = points[chosen[index]]
         torch.minimum(nearest, torch.addmv(norms + norms[chosen[index]], points, centre, alpha=-2.0), out=nearest)
     return chosen
-
-
-def nearest_distances(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance (m,) of each query (m, C) to its nearest bank row (k, C), in bounded blocks."""
-    bank_norms = bank.pow(2).sum(1)
-    result = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
-    for start in range(0, len(queries), QUERY_CHUNK):
-        block = queries[start:start + QUERY_CHUNK]
-        norms = block.pow(2).sum(1, keepdim=True)
-        best = torch.full((len(block),), float("inf"), dtype=queries.dtype, device=queries.device)
-        for first in range(0, len(bank), BANK_CHUNK):
-            squared = torch.addmm(norms + bank_norms[first:first + BANK_CHUNK], block, bank[first:first + BANK_CHUNK].T,
-                                  alpha=-2.0)
-            best = torch.minimum(best, squared.min(1).values)
-        result[start:start + len(block)] = best.clamp_min_(0).sqrt_()
-    return result
 
 
 class PatchMemoryBank(RegionalFeatureModel):
@@ -126,9 +124,7 @@ class PatchMemoryBank(RegionalFeatureModel):
 
     def _position_scores(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, s, s) → (B, s, s): distance to the nearest bank vector."""
-        batch, channels, height, width = features.shape
-        queries = features.permute(0, 2, 3, 1).reshape(-1, channels)
-        return nearest_distances(queries, self.bank_).reshape(batch, height, width)
+        return nearest_map(features, self.bank_)
 
     def _head_state(self) -> dict[str, Any]:
         return {"bank": self.bank_.cpu()}

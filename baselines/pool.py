@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from baselines._common import PixelModel, resize
+from baselines._common import PixelModel, ReconstructionError, resize
 from dfr import distributed
 from dfr.data import ImageDataset
 from dfr.scoring import ScoringSettings
@@ -193,16 +193,24 @@ class PoolAE(PixelModel):
         crop = (slice(top, top + size), slice(left, left + size))
         return np.ascontiguousarray(image[crop], dtype=np.float32), np.ascontiguousarray(weight[crop], dtype=np.float32)
 
-    @torch.no_grad()
+    def _inference_network(self) -> ReconstructionError:
+        return ReconstructionError(self.network_, power=2, channel_mean=True)
+
+    def _input_spec(self) -> dict[str, Any]:
+        return {"shape": [None, 3, None, None], "layout": "NCHW", "channels": "RGB", "range": [0.0, 1.0],
+                "normalisation": None, "multiple_of": STEP,
+                "resize": f"to width {self.width} (aspect kept), outside the region filled with its mean colour, "
+                          f"edge-padded to a multiple of {STEP}" if self.width else
+                          f"none; outside the region filled with its mean colour, edge-padded to a multiple of {STEP}"}
+
     def _maps(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        self.network_.eval()
         maps = []
         for image, region in pairs:
             prepared, _ = self._prepare(image, region)
             height, width = prepared.shape[:2]
             padded = np.pad(prepared, ((0, -height % STEP), (0, -width % STEP), (0, 0)), mode="edge")
-            batch = torch.from_numpy(padded).permute(2, 0, 1)[None].to(self.device_)
-            squared = (self.network_(batch) - batch).pow_(2).mean(1)[0, :height, :width].cpu().numpy()
+            batch = torch.from_numpy(padded).permute(2, 0, 1)[None]
+            squared = self._run_network(batch)[0, :height, :width].numpy()
             full = resize(squared, *region.shape)
             maps.append(np.where(region, full, 0.0).astype(np.float32))
         return maps

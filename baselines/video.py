@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from baselines._common import PixelModel, resize, to_gray
+from baselines._common import PixelModel, ReconstructionError, resize, to_gray
 from dfr import distributed
 from dfr.io import decode_source, list_images
 from dfr.scoring import ScoringSettings
@@ -165,6 +165,7 @@ class ClipModel(PixelModel):
 
     input_kind = "clips"
     takes_region_masks = False
+    _output_layout = "NTHW"
 
     def __init__(
         self,
@@ -293,10 +294,17 @@ class ClipModel(PixelModel):
                              "frames; at least 2 are needed")
         return np.array(rows, dtype=np.int64)
 
-    @torch.no_grad()
+    def _inference_network(self) -> ReconstructionError:
+        return ReconstructionError(self.network_, power=2)
+
+    def _input_spec(self) -> dict[str, Any]:
+        size = self.settings()["image_size"]
+        return {"shape": [None, self.window, size, size], "layout": "NTHW", "channels": "gray", "range": [0.0, 1.0],
+                "normalisation": None, "resize": "bilinear to the network size",
+                "windows": f"{self.window} consecutive frames starting every {self.test_hop} frames"}
+
     def _clip_outputs(self, clip: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """One clip (T, H, W) → T maps float32 (H, W) and T scores float64, in frame order."""
-        self.network_.eval()
         length, (height, width) = len(clip), clip.shape[1:]
         frames = self._inputs(clip)
         if length < self.window:
@@ -306,8 +314,8 @@ class ClipModel(PixelModel):
         counts = torch.zeros(len(frames), dtype=torch.float64)
         for first in range(0, len(starts), WINDOW_BATCH):
             chosen = starts[first:first + WINDOW_BATCH]
-            batch = torch.stack([frames[t:t + self.window] for t in chosen]).to(self.device_)
-            squared = (self.network_(batch) - batch).pow_(2).double().cpu()
+            batch = torch.stack([frames[t:t + self.window] for t in chosen])
+            squared = self._run_network(batch).double()
             for t, error in zip(chosen, squared):
                 errors[t:t + self.window] += error
                 counts[t:t + self.window] += 1

@@ -27,7 +27,9 @@ EXAMPLES = {
            "  dfr fit --model memory-bank --backbone timm:tf_efficientnet_lite0 --weights imagenet \\\n"
            "      --layers stage1,stage2,stage3 --coreset-fraction 0.05 --train data/bottle/train/good --out bank.dfr",
     "predict": "examples:\n  dfr predict bottle.dfr data/bottle/test/broken_large --out results/\n"
-               "  dfr predict ped2.dfr UCSDped2/Test --out ped2-results/   # a video model: every clip folder",
+               "  dfr predict ped2.dfr UCSDped2/Test --out ped2-results/   # a video model: every clip folder\n"
+               "  dfr predict bottle.onnx data/bottle/test/broken_large --out results/   # with onnxruntime",
+    "export": "examples:\n  dfr export bottle.dfr bottle.onnx\n  dfr predict bottle.onnx data/bottle/test --out results/",
 }
 
 
@@ -201,7 +203,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
         "predict", help="run a model on images or clips; write maps, heatmaps, masks, overlays, boxes and scores",
         epilog=EXAMPLES["predict"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    predict.add_argument("model", help="model file written by 'dfr fit'")
+    predict.add_argument("model", help="model file written by 'dfr fit', or an .onnx file written by 'dfr export' "
+                         "(run with onnxruntime)")
     predict.add_argument("inputs", nargs="+", help="image files and/or folders of images; for video models clip "
                          "folders or folders of clip folders (one MP4 per clip is written too)")
     predict.add_argument("--region-masks", help="image models: region of interest, as for 'dfr fit'")
@@ -211,6 +214,14 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     predict.add_argument("--workers", type=int, default=0, help=WORKERS_HELP)
     _add_scoring_flags(predict, AFTER_FIT, "scoring settings that replace the model's for this run (default: "
                        "the model's own)")
+
+    export = commands.add_parser(
+        "export", help="write a fitted model as one ONNX graph (network input batch to anomaly maps) with its "
+                       "settings in the metadata", epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("model", help="model file written by 'dfr fit'")
+    export.add_argument("out", help="ONNX file to write (.onnx)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing ONNX file")
 
     return parser, commands
 
@@ -359,7 +370,17 @@ def _region_masks(value: str | None):
     return read_image(value)[:, :, 0]
 
 
-RUNNERS = {"fit": run_fit, "predict": run_predict}
+def run_export(args: argparse.Namespace) -> None:
+    import dfr
+
+    model = dfr.load(args.model, device="cpu")
+    path = model.export_onnx(args.out, overwrite=args.overwrite)
+    print(f"exported {type(model).__name__} (threshold {model.threshold_:.6g}) to {path}: input "
+          f"{model._input_spec()['shape']} ({model._input_spec()['layout']}, None: free), output anomaly_map "
+          f"({model._output_layout}); run it with 'dfr predict {path} ...'")
+
+
+RUNNERS = {"fit": run_fit, "predict": run_predict, "export": run_export}
 
 
 def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None = None) -> int:
@@ -367,14 +388,14 @@ def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None =
     args = parser.parse_args(argv)
     try:
         runners[args.command](args)
-    except (ValueError, TypeError, OSError, RuntimeError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         print(f"dfr {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``fit`` and ``predict`` only; the installed ``dfr`` command adds ``bench`` and ``demo``."""
+    """``fit``, ``predict`` and ``export``; the installed ``dfr`` command adds ``bench`` and ``demo``."""
     parser, _ = build_parser()
     return run(parser, RUNNERS, argv)
 

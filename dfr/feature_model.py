@@ -109,6 +109,7 @@ class RegionalFeatureModel(AnomalyModel):
         )
         layers = layers or (backbone.default_layers if self.layers is None else self.layers)
         self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
+        self.input_normalisation_ = (list(backbone.mean), list(backbone.std))
 
     @property
     def positions(self) -> int:
@@ -130,21 +131,24 @@ class RegionalFeatureModel(AnomalyModel):
         resized = resized.reshape(size, size, -1)
         if resized.shape[2] == 1:
             resized = np.repeat(resized, 3, axis=2)
-        backbone = self.extractor_.backbone
-        mean, std = np.array(backbone.mean, np.float32), np.array(backbone.std, np.float32)
+        mean, std = (np.array(values, np.float32) for values in self.input_normalisation_)
         return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
 
-    def _feature_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a
-        time (a lazy dataset is read ahead by ``workers`` processes).
-
-        The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
-        """
+    def _input_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
+        """Network inputs (B, 3, S, S) on the CPU, ``batch_size`` images at a time (a lazy
+        dataset is read ahead by ``workers`` processes); a progress bar named ``desc``."""
         name = type(self).__name__
         total = math.ceil(len(images) / batch_size)
         for batch in tqdm(batches(images, batch_size, workers=self.workers), total=total, desc=f"{name}: {desc}",
                           unit="batch", disable=None if desc else True):
-            inputs = torch.stack([self._preprocess(image) for image in batch])
+            yield torch.stack([self._preprocess(image) for image in batch])
+
+    def _feature_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
+        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
+
+        The features come in channels-last memory layout (see :func:`dfr.features.regional_features`).
+        """
+        for inputs in self._input_batches(images, desc, batch_size):
             yield self.extractor_(inputs.to(self.device_, non_blocking=True))
 
     def _sample_vectors(self, images: Sequence[np.ndarray], per_image: int, rng: np.random.Generator) -> torch.Tensor:
@@ -186,14 +190,25 @@ class RegionalFeatureModel(AnomalyModel):
 
     # ----------------------------------------------------------------- maps and persistence
 
-    @torch.no_grad()
+    def _inference_network(self) -> "PositionScores":
+        return PositionScores(self.extractor_, self._position_scores)
+
+    def _input_spec(self) -> dict[str, Any]:
+        mean, std = self.input_normalisation_
+        return {"shape": [None, 3, self.image_size, self.image_size], "layout": "NCHW", "channels": "RGB",
+                "range": [0.0, 1.0], "normalisation": {"mean": list(mean), "std": list(std)},
+                "resize": "area when shrinking, else bilinear, to the network size; then (x - mean) / std"}
+
+    def _restore_input_spec(self, spec: dict[str, Any]) -> None:
+        self.input_normalisation_ = (spec["normalisation"]["mean"], spec["normalisation"]["std"])
+
     def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
         maps: list[np.ndarray] = []
-        for features in self._feature_batches(images, "anomaly maps"):
-            for scores in self._position_scores(features):
+        for inputs in self._input_batches(images, "anomaly maps"):
+            for scores in self._run_network(inputs):
                 height, width = images[len(maps)].shape[:2]
                 resized = F.interpolate(scores[None, None], size=(height, width), mode="bilinear", align_corners=True)
-                maps.append(resized[0, 0].float().cpu().numpy())
+                maps.append(resized[0, 0].numpy())
         return maps
 
     def _state(self) -> dict[str, Any]:
@@ -218,6 +233,19 @@ class RegionalFeatureModel(AnomalyModel):
         if state.get("backbone_origin") is not None:
             self.extractor_.backbone.weights_origin = state["backbone_origin"]
         self._load_head_state(state)
+
+
+class PositionScores(torch.nn.Module):
+    """Regional features of a batch, scored position by position: (B, 3, S, S) → (B, S/4, S/4).
+
+    ``head`` maps features (B, C, s, s) to scores (B, s, s), higher is more anomalous."""
+
+    def __init__(self, extractor: RegionalFeatureExtractor, head: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.extractor, self.head = extractor, head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.extractor(images))
 
 
 def principal_components(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -48,6 +48,14 @@ class AnomalyModel:
     - ``_maps(items)`` returns one float32 map (H, W) per image or frame, at input size;
     - ``_state()`` / ``_load_state(state)`` give and take the learned tensors and values.
 
+    Inference is split so that its network part can run elsewhere: ``_maps`` prepares a batch
+    of network inputs, passes it to :meth:`_run_network` (torch, or onnxruntime for a model
+    loaded from an ONNX file, see :mod:`dfr.export`) and turns the result into maps at input
+    size. ``_inference_network()`` is that network part as one module (network inputs → maps
+    at network size), ``_input_spec()`` describes its input (``shape`` with ``None`` for
+    the free axes, ``layout``, ``normalisation``...) and ``_output_layout`` its output;
+    ``_restore_input_spec(spec)`` takes back what the pre-processing needs without the weights.
+
     ``_fit`` gets a lazy dataset (:class:`dfr.data.ImageDataset`: ``len``, indexing, read
     on access) and ``_maps`` a list of at most ``MAP_CHUNK`` items. Video models also
     override ``_dataset`` (clips instead of images), ``_split``, ``_map_chunks`` and ``_scores``.
@@ -76,6 +84,10 @@ class AnomalyModel:
     #: DataLoader worker processes that decode inputs ahead of the model (0: in this process);
     #: set it on a model (``model.workers = 4``) or with ``--workers``. Not saved.
     workers: int = 0
+    #: The onnxruntime session that runs the network of a model loaded from an ONNX file.
+    onnx_session_: Any = None
+    #: Axes of the inference network's output.
+    _output_layout: ClassVar[str] = "NHW"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,6 +120,7 @@ class AnomalyModel:
         """
         if validation is None and validation_region_masks is not None:
             raise ValueError("validation_region_masks given without validation images")
+        self._check_has_weights("fit")
         items = self._dataset(data, region_masks)
         if validation is None:
             train, held_out = self._split(items)
@@ -207,6 +220,7 @@ class AnomalyModel:
         Under torch.distributed only rank 0 writes; every rank returns once the file is written
         (or raises its error)."""
         self._check_fitted()
+        self._check_has_weights("save")
         from dfr import __version__
 
         error = None
@@ -227,21 +241,42 @@ class AnomalyModel:
                 error = caught
         distributed.check_all(error)
 
+    def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> "os.PathLike":
+        """Write the fitted model as one ONNX graph with its settings in the metadata
+        (:func:`dfr.export.export_onnx`); ``dfr.load`` reads it back for onnxruntime."""
+        from dfr.export import export_onnx
+
+        return export_onnx(self, path, overwrite=overwrite)
+
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> "AnomalyModel":
-        """Load a model saved by :meth:`save`, on ``device`` (a GPU-fitted model loads on CPU)."""
-        record = read_model_file(path)
-        model_class = _model_class(record["model_class"], path)
-        if not issubclass(model_class, cls):
-            raise TypeError(f"{path}: holds a {model_class.__name__}, not a {cls.__name__}")
-        model = model_class(**_current_params(record, path), device=device)
+        """Load a model saved by :meth:`save`, on ``device`` (a GPU-fitted model loads on CPU).
+
+        An ``.onnx`` file written by :meth:`export_onnx` loads as the same model class with
+        its network in onnxruntime (:func:`dfr.export.load_onnx`): it predicts, but cannot
+        be fitted or saved."""
+        if str(path).lower().endswith(".onnx"):
+            from dfr.export import load_onnx
+
+            model = load_onnx(path)
+        else:
+            record = read_model_file(path)
+            model = cls._from_record(record, path, device)
+            model._load_state(record["state"])
+        if not isinstance(model, cls):
+            raise TypeError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    @staticmethod
+    def _from_record(record: dict[str, Any], path: str | os.PathLike, device: str) -> "AnomalyModel":
+        """A model of the record's class and parameters with its threshold and statistics, no weights yet."""
+        model = _model_class(record["model_class"], path)(**_current_params(record, path), device=device)
         model.device_ = distributed.local_device(resolve_device(device))
-        model._load_state(record["state"])
         model.world_size_ = int(record.get("world_size", 1))
         model.threshold_ = float(record["scoring"]["threshold"])
         model.score_stats_ = dict(record["scoring"]["stats"])
         scale = record["scoring"].get("position_scale")
-        model.position_scale_ = None if scale is None else scale.numpy()
+        model.position_scale_ = None if scale is None else np.asarray(scale, dtype=np.float32)
         return model
 
     # ----------------------------------------------------------------- hooks
@@ -278,6 +313,15 @@ class AnomalyModel:
 
     def _load_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _inference_network(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _input_spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore_input_spec(self, spec: dict[str, Any]) -> None:
+        """Take back from an exported input spec what pre-processing needs (default: nothing)."""
 
     # ----------------------------------------------------------------- helpers
 
@@ -365,6 +409,22 @@ class AnomalyModel:
         sizes = sorted(set().union(*distributed.all_gather(local)))
         if len(sizes) > 1:
             raise ValueError(f"normalise_positions needs training images of one size (a fixed camera), got sizes {sizes}")
+
+    def _run_network(self, batch: torch.Tensor) -> torch.Tensor:
+        """The inference network on a batch of network inputs (on any device); float32 result
+        on the CPU. A model loaded from an ONNX file runs it in onnxruntime."""
+        if self.onnx_session_ is not None:
+            from dfr.export import run_session
+
+            return run_session(self.onnx_session_, batch)
+        network = self._inference_network().eval()
+        with torch.no_grad():
+            return network(batch.to(self.device_)).float().cpu()
+
+    def _check_has_weights(self, action: str) -> None:
+        if self.onnx_session_ is not None:
+            raise RuntimeError(f"this {type(self).__name__} was loaded from an ONNX file and can only predict; "
+                               f"{action} needs the .dfr model file")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

@@ -5,7 +5,7 @@ import torch
 
 import dfr
 from baselines import PatchMemoryBank, PCAResidual
-from baselines.memory_bank import greedy_coreset, nearest_distances
+from baselines.memory_bank import greedy_coreset, nearest_map
 from tests.conftest import pixel_auc
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
@@ -54,15 +54,15 @@ def test_pca_residual_is_the_distance_to_the_fitted_subspace(pca):
     assert sum(pca.explained_variance_ratio_) >= 0.9
 
 
-def test_nearest_distances_match_brute_force_across_blocks(monkeypatch):
+def test_nearest_map_matches_brute_force_across_blocks(monkeypatch):
     import baselines.memory_bank as memory_bank
 
-    monkeypatch.setattr(memory_bank, "QUERY_CHUNK", 7)
-    monkeypatch.setattr(memory_bank, "BANK_CHUNK", 5)
+    monkeypatch.setattr(memory_bank, "SCORING_BANK_CHUNK", 5)
     generator = torch.Generator().manual_seed(0)
-    queries, bank_vectors = torch.randn(30, 6, generator=generator), torch.randn(23, 6, generator=generator)
-    expected = torch.cdist(queries.double(), bank_vectors.double()).min(1).values
-    assert torch.allclose(nearest_distances(queries, bank_vectors).double(), expected, atol=1e-5)
+    features, bank_vectors = torch.randn(2, 6, 3, 5, generator=generator), torch.randn(23, 6, generator=generator)
+    queries = features.permute(0, 2, 3, 1).reshape(-1, 6)
+    expected = torch.cdist(queries.double(), bank_vectors.double()).min(1).values.reshape(2, 3, 5)
+    assert torch.allclose(nearest_map(features, bank_vectors).double(), expected, atol=1e-5)
 
 
 def test_greedy_coreset_takes_one_point_of_each_far_cluster_first():
