@@ -114,8 +114,11 @@ def load_onnx(path: str | os.PathLike) -> AnomalyModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")
+    options = onnxruntime.SessionOptions()
+    # no busy-waiting threads between runs: pre- and post-processing share the CPU with them
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:
         raise ValueError(f"{path}: not a readable ONNX file ({type(error).__name__}: {error})") from None
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
