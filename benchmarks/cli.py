@@ -1,4 +1,5 @@
-"""The installed ``dfr`` command: ``fit`` and ``predict`` from :mod:`dfr.cli`, plus ``bench`` and ``demo``."""
+"""The installed ``dfr`` command: ``fit``, ``predict`` and ``export`` from :mod:`dfr.cli`, plus
+``bench``, ``evaluate`` and ``demo``."""
 from __future__ import annotations
 
 import argparse
@@ -30,17 +31,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         epilog="example:\n  dfr bench --dataset mvtec --root data/mvtec_ad --categories bottle,grid --models dfr,cae --out bench/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_argument("--dataset", choices=DATASETS, required=True, help="layout of --root (see docs/benchmarks.md)")
-    bench.add_argument("--root", required=True,
-                       help="mvtec: folder of categories (or one category); ucsd: the UCSDped1 or UCSDped2 folder; "
-                            "pool: folder with images/ and annotations")
-    bench.add_argument("--categories", help="mvtec: comma-separated categories (default: all found)")
+    _dataset_flags(bench)
     bench.add_argument("--models", default="dfr", help="comma-separated: dfr, dfr-effnet, pca-residual[-effnet], "
                        "memory-bank[-effnet], cae, stae, convlstm, poolae")
-    bench.add_argument("--pool-format", choices=["yolo", "voc", "coco"], help="pool: annotation format when several exist")
-    bench.add_argument("--pool-split", choices=["object_free", "inpaint"], default="object_free",
-                       help="pool: train on swimmer-free images, or inpaint the swimmers of some images")
     _common(bench)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="a saved model (.dfr or .onnx) on a labelled test set: the metrics, report and predictions "
+                         "of dfr bench, without fitting",
+        epilog="example:\n  dfr evaluate bottle.dfr --dataset mvtec --root data/mvtec_ad --categories bottle --out eval/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("model", help="model file written by 'dfr fit' or 'dfr export'")
+    _dataset_flags(evaluate)
+    evaluate.add_argument("--seed", type=int, default=0, help="pool: seed of the train/test split, as given to "
+                          "'dfr bench' (default 0)")
+    evaluate.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
+    evaluate.add_argument("--out", required=True, help="output folder (must be empty or new)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
 
     demo = commands.add_parser(
         "demo", help="write small synthetic MVTec/UCSD/pool sets and run the suite on them (CPU, minutes)",
@@ -48,6 +56,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--models", default=DEMO_MODELS, help=f"comma-separated (default {DEMO_MODELS})")
     _common(demo, default_out="demo-output")
+
+
+def _dataset_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, required=True, help="layout of --root (see docs/benchmarks.md)")
+    parser.add_argument("--root", required=True,
+                        help="mvtec: folder of categories (or one category); ucsd: the UCSDped1 or UCSDped2 folder; "
+                             "pool: folder with images/ and annotations")
+    parser.add_argument("--categories", help="mvtec: comma-separated categories (default: all found)")
+    parser.add_argument("--pool-format", choices=["yolo", "voc", "coco"], help="pool: annotation format when several exist")
+    parser.add_argument("--pool-split", choices=["object_free", "inpaint"], default="object_free",
+                        help="pool: train on swimmer-free images, or inpaint the swimmers of some images (the test "
+                             "split depends on it)")
+
+
+def _tasks(args: argparse.Namespace) -> list:
+    """The tasks of ``--dataset`` under ``--root``."""
+    from benchmarks import tasks as task_readers
+
+    if args.dataset == "mvtec":
+        return task_readers.mvtec_tasks(args.root, args.categories.split(",") if args.categories else None)
+    if args.dataset == "ucsd":
+        return [task_readers.ucsd_task(args.root)]
+    return [task_readers.pool_task(args.root, format=args.pool_format, method=args.pool_split, seed=args.seed)]
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str | None = None) -> None:
@@ -109,25 +140,48 @@ def _specs(names: str, vgg_weights: str | None, available_only: bool = False, da
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from benchmarks import tasks as task_readers
     from benchmarks.report import write_reports
     from benchmarks.suite import run_suite
 
     specs = _specs(args.models, _vgg_weights(args.vgg_weights), dataset=args.dataset)
     out = _prepare(args)
-    if args.dataset == "mvtec":
-        categories = args.categories.split(",") if args.categories else None
-        tasks = task_readers.mvtec_tasks(args.root, categories)
-    elif args.dataset == "ucsd":
-        tasks = [task_readers.ucsd_task(args.root)]
-    else:
-        tasks = [task_readers.pool_task(args.root, format=args.pool_format, method=args.pool_split, seed=args.seed)]
-    results = run_suite(tasks, specs, out, seed=args.seed)
+    results = run_suite(_tasks(args), specs, out, seed=args.seed)
     if distributed.is_main():
         write_reports(results, out, seed=args.seed, settings=vars(args))
         print((out / "results.md").read_text())
         print(f"wrote results.json, results.md, plots/, index.md and predictions to {out} "
               f"(world size {distributed.world_size()})")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    """``dfr evaluate``: the saved model on every task of the dataset, reported as ``dfr bench`` does."""
+    import tempfile
+
+    import dfr
+    from benchmarks.report import write_reports
+    from benchmarks.suite import evaluate_and_save
+    from dfr.outputs import check_output_folder, replace_folder
+
+    out = check_output_folder(args.out, args.overwrite)
+    model = dfr.load(args.model, device=args.device)
+    tasks = _tasks(args)
+    name = Path(args.model).name
+    label = f"{type(model).__name__} ({name})"
+    if not distributed.is_main():
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        with distributed.local():
+            results = [evaluate_and_save(task, model, name, label, staging / "runs" / task.dataset / task.name / name)
+                       for task in tasks]
+            write_reports(results, staging, seed=args.seed, settings=vars(args))
+        replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print((out / "results.md").read_text())
+    print(f"wrote results.json, results.md, plots/, index.md and predictions to {out}")
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -164,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, commands = model_cli.build_parser(classes)
     add_commands(commands)
     runners = {**model_cli.RUNNERS, "fit": partial(model_cli.run_fit, classes=classes), "bench": run_bench,
-               "demo": run_demo}
+               "evaluate": run_evaluate, "demo": run_demo}
     return model_cli.run(parser, runners, argv)
 
 

@@ -68,13 +68,18 @@ def results_markdown(results: list[dict[str, Any]]) -> str:
             for run in runs:
                 values = [_format(run["metrics"].get(key)) for key, _ in columns]
                 lines.append(f"| {run['label']} | " + " | ".join(values)
-                             + f" | {run['fit_seconds']:.0f} | {run['predict_seconds']:.1f} |")
+                             + f" | {_format_seconds(run['fit_seconds'], 0)} | {_format_seconds(run['predict_seconds'], 1)} |")
             notes = list(dict.fromkeys(note for run in runs for note in run["notes"]))
             notes += list(dict.fromkeys(run["metrics"]["pixel_evaluation"] for run in runs if "pixel_evaluation" in run["metrics"]))
             if dataset == "ucsd":
                 notes.append("* per-clip min-max normalisation leaks test statistics; reported for comparison with papers only")
             lines += [""] + [f"- {note}" for note in notes] + [""]
     return "\n".join(lines)
+
+
+def _format_seconds(seconds: float | None, decimals: int) -> str:
+    """Seconds for the tables; "saved" where a saved model was evaluated (no fit here)."""
+    return "saved" if seconds is None else f"{seconds:.{decimals}f}"
 
 
 def _format(value: Any) -> str:

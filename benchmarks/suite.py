@@ -52,9 +52,7 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
     folder.mkdir(parents=True, exist_ok=True)
     model = spec.build(task, seed)
     train = task.train if spec.takes_clips or task.kind == "image" else [f for clip in task.train for f in clip]
-    test = task.test if spec.takes_clips else task.frames
     fit_extra = {"region_masks": task.train_regions} if model.takes_region_masks and task.train_regions else {}
-    predict_extra = {"region_masks": task.test_regions} if model.takes_region_masks and task.test_regions else {}
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random weights")
@@ -64,15 +62,23 @@ def run_one(task: Task, spec: ModelSpec, folder: Path, seed: int) -> dict[str, A
     if distributed.is_main():
         try:
             with distributed.local():
-                result = _evaluate_and_save(task, spec, model, test, predict_extra, fit_seconds, folder)
+                result = evaluate_and_save(task, model, spec.name, spec.label, folder, fit_seconds)
         except Exception as caught:  # every rank stops with it
             error = caught
     distributed.check_all(error)
     return distributed.broadcast(result)
 
 
-def _evaluate_and_save(task: Task, spec: ModelSpec, model, test: Any, predict_extra: dict, fit_seconds: float,
-                       folder: Path) -> dict[str, Any]:
+def evaluate_and_save(task: Task, model, name: str, label: str, folder: Path, fit_seconds: float | None = None
+                      ) -> dict[str, Any]:
+    """Predict the task's test items with the fitted ``model``, evaluate, and write
+    ``result.json``, ``curves.npz`` and ``predictions/`` into ``folder`` (``dfr bench`` after
+    each fit; ``dfr evaluate`` for a saved model, whose ``fit_seconds`` is unknown)."""
+    if model.input_kind == "clips" and task.kind != "video":
+        raise ValueError(f"{type(model).__name__} is a video model (clips); {task.dataset} task {task.name} has images")
+    test = task.test if model.input_kind == "clips" else task.frames
+    predict_extra = {"region_masks": task.test_regions} if model.takes_region_masks and task.test_regions else {}
+    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dfr-bench-maps.") as scratch:
         started = time.perf_counter()
         prediction = predict_to_files(model, test, predict_extra, [frame.shape[:2] for frame in task.frames],
@@ -83,7 +89,7 @@ def _evaluate_and_save(task: Task, spec: ModelSpec, model, test: Any, predict_ex
         del prediction  # release the memory-mapped files before they are removed
     np.savez_compressed(folder / "curves.npz", **curves)
     result = {
-        "dataset": task.dataset, "task": task.name, "model": spec.name, "label": spec.label,
+        "dataset": task.dataset, "task": task.name, "model": name, "label": label,
         "metrics": evaluation, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
         "test_items": len(task.frames), "threshold": float(model.threshold_), "score_stats": model.score_stats_,
         "config": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)

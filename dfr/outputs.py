@@ -222,7 +222,7 @@ class PredictionWriter:
                 stream.close()
         for path in paths:
             path.unlink()
-        _replace_folder(self.staging, self.out)
+        replace_folder(self.staging, self.out)
 
 
 def write_prediction(
@@ -318,7 +318,7 @@ def write_clip_videos(
     return written
 
 
-def _replace_folder(source: Path, target: Path) -> None:
+def replace_folder(source: Path, target: Path) -> None:
     """Rename ``source`` to ``target``; an existing ``target`` is moved aside first and removed
     only once ``source`` is in place, so a failure leaves one of the two whole."""
     if not target.exists():

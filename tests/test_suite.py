@@ -130,3 +130,54 @@ def test_bench_refuses_models_that_do_not_apply_to_the_dataset(tmp_path, capsys)
         error = capsys.readouterr().err
         assert message in error and ("poolae" in error or "unknown" in error or "no model" in error)
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_reports_a_saved_model_as_bench_does(tmp_path, capsys):
+    from benchmarks.cli import main
+    from dfr import metrics
+
+    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
+    task = mvtec_tasks(tmp_path / "data")[0]
+    model = DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2).fit(task.train)
+    model.save(tmp_path / "brick.dfr")
+    out = tmp_path / "eval"
+    command = ["evaluate", str(tmp_path / "brick.dfr"), "--dataset", "mvtec", "--root", str(tmp_path / "data"),
+               "--out", str(out)]
+    assert main(command) == 0
+    assert "| DFR (brick.dfr) |" in capsys.readouterr().out
+    run = json.loads((out / "results.json").read_text())["runs"][0]
+    prediction = model.predict(task.frames)
+    assert run["model"] == "brick.dfr" and run["fit_seconds"] is None and run["threshold"] == model.threshold_
+    assert run["metrics"]["pixel_auroc"] == pytest.approx(metrics.pixel_auroc(prediction.anomaly_maps, task.masks))
+    assert run["metrics"]["pro_auc"] == pytest.approx(metrics.pro_auc(prediction.anomaly_maps, task.masks))
+    assert run["metrics"]["image_auroc"] == pytest.approx(
+        metrics.image_auroc(None, task.image_labels, scores=prediction.scores))
+    assert len(list((out / "runs" / "mvtec" / "brick" / "brick.dfr" / "predictions" / "masks").iterdir())) == 4
+    assert "| saved |" in (out / "results.md").read_text()
+
+    assert main(command) == 1
+    assert "eval: folder is not empty" in capsys.readouterr().err
+    (out / "mine.txt").write_text("kept until the new report is in place")
+    assert main([*command, "--overwrite"]) == 0 and not (out / "mine.txt").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["brick.dfr", "data", "eval"]
+
+    pytest.importorskip("onnxruntime")
+    model.export_onnx(tmp_path / "brick.onnx")
+    assert main(["evaluate", str(tmp_path / "brick.onnx"), *command[2:-1], str(tmp_path / "onnx-eval")]) == 0
+    exported = json.loads((tmp_path / "onnx-eval" / "results.json").read_text())["runs"][0]
+    for name in ("pixel_auroc", "pro_auc", "image_auroc"):
+        assert exported["metrics"][name] == pytest.approx(run["metrics"][name], abs=1e-4)
+
+
+def test_evaluate_refuses_a_video_model_on_images(tmp_path, capsys):
+    from baselines import STAE
+    from benchmarks.cli import main
+
+    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=4, n_test=2, size=48, seed=0)
+    rng = np.random.default_rng(0)
+    clips = [rng.random((12, 24, 24), np.float32) for _ in range(2)]
+    STAE("cpu", image_size=83, channels=(4, 4, 4), window=4, epochs=1, device="cpu").fit(clips).save(tmp_path / "v.dfr")
+    assert main(["evaluate", str(tmp_path / "v.dfr"), "--dataset", "mvtec", "--root", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "eval")]) == 1
+    assert "STAE is a video model (clips); mvtec task brick has images" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists() and not list(tmp_path.glob(".eval*"))
