@@ -303,6 +303,21 @@ class ClipModel(PixelModel):
                 "normalisation": None, "resize": "bilinear to the network size",
                 "windows": f"{self.window} consecutive frames starting every {self.test_hop} frames"}
 
+    @property
+    def _stream_history(self) -> int:
+        return self.window
+
+    def _stream_maps(self, frames: list[np.ndarray]) -> "FrameMaps":
+        """Causal map and score of the newest of ``frames``: the squared error of the last frame
+        of the window of the newest ``window`` frames (at the start of a stream, the frames so
+        far played back and forth, the newest last)."""
+        inputs = self._inputs(gray_clip(frames, "stream"))
+        order = (len(inputs) - 1 - mirror_indices(len(inputs), self.window))[::-1].copy()
+        error = self._run_network(inputs[torch.from_numpy(order)][None])[0, -1].numpy()
+        maps = FrameMaps([resize(error, *frames[-1].shape[:2])])
+        maps.scores = np.array([error.sum(dtype=np.float64)])
+        return self._postprocess(maps)
+
     def _clip_outputs(self, clip: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """One clip (T, H, W) → T maps float32 (H, W) and T scores float64, in frame order."""
         length, (height, width) = len(clip), clip.shape[1:]

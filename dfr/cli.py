@@ -30,6 +30,8 @@ EXAMPLES = {
                "  dfr predict ped2.dfr UCSDped2/Test --out ped2-results/   # a video model: every clip folder\n"
                "  dfr predict bottle.onnx data/bottle/test/broken_large --out results/   # with onnxruntime",
     "export": "examples:\n  dfr export bottle.dfr bottle.onnx\n  dfr predict bottle.onnx data/bottle/test --out results/",
+    "stream": "examples:\n  dfr stream pool.dfr pool-camera.mp4 --out live/\n"
+              "  dfr stream ped2.dfr 0 --out live/ --max-frames 1000   # camera 0; Ctrl-C stops cleanly",
 }
 
 
@@ -223,6 +225,19 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     export.add_argument("out", help="ONNX file to write (.onnx)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing ONNX file")
 
+    stream = commands.add_parser(
+        "stream", help="run a model on a video file, camera or stream URL: overlay MP4 and per-frame JSON lines",
+        epilog=EXAMPLES["stream"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    stream.add_argument("model", help="model file written by 'dfr fit' or 'dfr export'")
+    stream.add_argument("source", help="video file, camera index (0, 1, …) or stream URL (rtsp://…, http://…)")
+    stream.add_argument("--out", required=True, help="output folder for overlay.mp4 and frames.jsonl (must be empty or new)")
+    stream.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    stream.add_argument("--max-frames", type=int, help="stop after this many frames (default: the end of the source)")
+    stream.add_argument("--realtime", action="store_true", help="a file: read it at its own frame rate and skip "
+                        "frames when the model is slower (cameras and URLs always do)")
+    stream.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, …")
+
     return parser, commands
 
 
@@ -380,7 +395,38 @@ def run_export(args: argparse.Namespace) -> None:
           f"({model._output_layout}); run it with 'dfr predict {path} ...'")
 
 
-RUNNERS = {"fit": run_fit, "predict": run_predict, "export": run_export}
+def run_stream(args: argparse.Namespace) -> None:
+    import signal
+
+    import cv2
+
+    import dfr
+    from dfr.outputs import check_output_folder
+    from dfr.stream import open_source, read_frames, stream_to_folder
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
+    check_output_folder(args.out, args.overwrite)
+    model = dfr.load(args.model, device=args.device)
+    capture, live = open_source(args.source)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        summary = stream_to_folder(model, read_frames(capture, live=live, realtime=args.realtime), args.out, fps=fps,
+                                   overwrite=args.overwrite, max_frames=args.max_frames)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        capture.release()
+    print(f"{summary['frames']} frames ({summary['skipped']} skipped, {summary['anomalous']} with an anomaly) in "
+          f"{summary['seconds']:.1f} s: {summary['frames_per_second']:.1f} frames/s"
+          f"{' (interrupted)' if summary.get('interrupted') else ''}; wrote overlay.mp4 and frames.jsonl to {args.out}")
+
+
+RUNNERS = {"fit": run_fit, "predict": run_predict, "export": run_export, "stream": run_stream}
 
 
 def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None = None) -> int:

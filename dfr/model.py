@@ -5,15 +5,16 @@ import importlib
 import inspect
 import os
 import warnings
+from collections import deque
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from dfr import distributed, scoring
 from dfr.data import ImageDataset, chunks
-from dfr.io import stack_if_same_size
+from dfr.io import stack_if_same_size, to_float_image
 from dfr.order_statistics import ValueStore
 from dfr.prediction import ItemPrediction, Prediction
 from dfr.scoring import ScoringSettings, detect
@@ -160,8 +161,11 @@ class AnomalyModel:
         the image score).
         """
         self._check_fitted()
-        settings = self.scoring.replace(scoring)
-        maps, regions = self._predict_maps(data, region_masks)
+        return self._prediction(*self._predict_maps(data, region_masks), self.scoring.replace(scoring))
+
+    def _prediction(self, maps: list[np.ndarray], regions: list[np.ndarray] | None, settings: ScoringSettings
+                    ) -> Prediction:
+        """Scores, masks and boxes of post-processed ``maps``."""
         floor = self.score_stats_["pixel_median"]
         detections = [
             detect(m, self.threshold_, settings, floor=floor, region=None if regions is None else regions[i])
@@ -191,6 +195,32 @@ class AnomalyModel:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.scoring.replace(scoring)  # refuse bad settings here, not at the first result
         return self._iter_predictions(data, region_masks, batch_size, scoring)
+
+    def stream(self, frames: Iterable[np.ndarray], *, scoring: ScoringSettings | dict[str, Any] | None = None
+               ) -> Iterator[ItemPrediction]:
+        """One result per frame of ``frames`` as each arrives (a camera, a video being read):
+        a generator of :class:`~dfr.prediction.ItemPrediction` named ``frame_<index>``.
+
+        Frames are (H, W) or (H, W, C) arrays under the channel rule (uint8, or float in
+        [0, 1]). Causal: a frame's result depends on it and, for video models, on the
+        ``window - 1`` frames before it, never on later ones (:meth:`_stream_maps`).
+        ``scoring`` as for :meth:`predict`.
+        """
+        self._check_fitted()
+        settings = self.scoring.replace(scoring)
+        history: deque[np.ndarray] = deque(maxlen=self._stream_history)
+        for index, frame in enumerate(frames):
+            image = to_float_image(np.asarray(frame))
+            history.append(image)
+            prediction = self._prediction(self._stream_maps(list(history)), None, settings)
+            yield prediction.item(0, f"frame_{index:06d}", image)
+
+    #: Frames that :meth:`_stream_maps` gets: the newest and those before it.
+    _stream_history: ClassVar[int] = 1
+
+    def _stream_maps(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """The post-processed map of the newest of ``frames`` (a list of one map)."""
+        return self._postprocess(self._maps(self._network_input(frames[-1:], None)))
 
     def _iter_predictions(self, data: Any, region_masks: Any, batch_size: int, scoring: Any) -> Iterator[ItemPrediction]:
         for names, items, regions, images in self._batches(data, region_masks, batch_size):
