@@ -65,9 +65,9 @@ def read_frames(capture: cv2.VideoCapture, *, live: bool, realtime: bool = False
 
 
 def _newest_frames(capture: cv2.VideoCapture, fps: float, paced: bool) -> Iterator[Frame]:
-    """A reader thread keeps the newest frame; each take returns it with the count of frames
-    read since the previous take, minus one (the skipped ones). ``paced``: read at ``fps``."""
-    slot: dict = {"frame": None, "read": 0, "taken": 0, "done": False}
+    """A reader thread keeps the newest frame; each take returns it with the number of frames
+    skipped since the previous take. ``paced``: read at ``fps``."""
+    slot: dict = {"frame": None, "done": False}
     ready = threading.Condition()
     stop = threading.Event()
 
@@ -81,7 +81,7 @@ def _newest_frames(capture: cv2.VideoCapture, fps: float, paced: bool) -> Iterat
                 if not ok:
                     slot["done"] = True
                 else:
-                    slot["frame"], slot["read"] = (picture, index), slot["read"] + 1
+                    slot["frame"] = (picture, index)
                 ready.notify()
             if not ok:
                 return
