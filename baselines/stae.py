@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import check_size
+from baselines._common import ReconstructionError, check_size
 from baselines.video import ClipModel
 from dfr.scoring import ScoringSettings
 
@@ -49,6 +50,34 @@ class STAENetwork(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(windows))
+
+
+class SubPixelTransposedConv(nn.Module):
+    """``layer`` (a square transposed convolution, stride s, kernel k, no padding) computed as
+    one ordinary convolution to s² times the output channels followed by a pixel shuffle: the
+    kernel, padded to a multiple of s, splits into s x s phase kernels of ceil(k / s) taps. The
+    output equals the layer's to float rounding; for STAE's 15x15 stride-4 layer it is about
+    1.3x faster in torch and in onnxruntime on a CPU. Shares the layer's parameters."""
+
+    def __init__(self, layer: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        (stride, other_stride), (kernel, other_kernel) = layer.stride, layer.kernel_size
+        if stride != other_stride or kernel != other_kernel or any(layer.padding) or any(layer.output_padding) \
+                or layer.groups != 1 or any(d != 1 for d in layer.dilation):
+            raise ValueError(f"{layer} is not a square, unpadded, ungrouped transposed convolution")
+        self.layer, self.stride, self.kernel, self.taps = layer, stride, kernel, -(-kernel // stride)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        stride, taps = self.stride, self.taps
+        weight = self.layer.weight  # (in, out, k, k)
+        inputs_channels, outputs_channels = weight.shape[:2]
+        padded = F.pad(weight, (0, taps * stride - self.kernel) * 2)
+        phases = padded.reshape(inputs_channels, outputs_channels, taps, stride, taps, stride).flip(2, 4)
+        phases = phases.permute(1, 3, 5, 0, 2, 4).reshape(outputs_channels * stride**2, inputs_channels, taps, taps)
+        bias = None if self.layer.bias is None else self.layer.bias.repeat_interleave(stride**2)
+        outputs = F.pixel_shuffle(F.conv2d(inputs, phases, bias, padding=taps - 1), stride)
+        height, width = ((side - 1) * stride + self.kernel for side in inputs.shape[-2:])
+        return outputs[..., :height, :width]
 
 
 class STAE(ClipModel):
@@ -116,3 +145,10 @@ class STAE(ClipModel):
         if len(settings["channels"]) != 3:
             raise ValueError(f"STAE channels must be three widths (c1, c2, c3), got {settings['channels']}")
         return STAENetwork(self.window, tuple(settings["channels"]))
+
+    def _inference_network(self) -> ReconstructionError:
+        """The trained network with its last transposed convolution computed as a sub-pixel
+        convolution (:class:`SubPixelTransposedConv`, the same maps, faster), and the squared error."""
+        encoder, decoder = self.network_.encoder, self.network_.decoder
+        network = nn.Sequential(encoder, decoder[:-2], SubPixelTransposedConv(decoder[-2]), decoder[-1])
+        return ReconstructionError(network, power=2)

@@ -321,20 +321,21 @@ class ClipModel(PixelModel):
     def _clip_outputs(self, clip: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """One clip (T, H, W) → T maps float32 (H, W) and T scores float64, in frame order."""
         length, (height, width) = len(clip), clip.shape[1:]
-        frames = self._inputs(clip)
+        frames = self._inputs(clip).numpy()
         if length < self.window:
-            frames = frames[torch.from_numpy(mirror_indices(length, self.window))]
+            frames = frames[mirror_indices(length, self.window)]
         starts = window_starts(len(frames), self.window, self.test_hop)
-        errors = torch.zeros(frames.shape, dtype=torch.float64)
-        counts = torch.zeros(len(frames), dtype=torch.float64)
+        # numpy between the network runs: torch's worker threads would keep spinning after
+        # each small op and slow down an onnxruntime session sharing the cores
+        errors = np.zeros(frames.shape, dtype=np.float64)
+        counts = np.zeros(len(frames), dtype=np.float64)
         for first in range(0, len(starts), WINDOW_BATCH):
             chosen = starts[first:first + WINDOW_BATCH]
-            batch = torch.stack([frames[t:t + self.window] for t in chosen])
-            squared = self._run_network(batch).double()
-            for t, error in zip(chosen, squared):
+            batch = np.stack([frames[t:t + self.window] for t in chosen])
+            for t, error in zip(chosen, self._run_network(torch.from_numpy(batch)).numpy()):
                 errors[t:t + self.window] += error
                 counts[t:t + self.window] += 1
-        errors = (errors[:length] / counts[:length, None, None]).float().numpy()
+        errors = (errors[:length] / counts[:length, None, None]).astype(np.float32)
         return [resize(error, height, width) for error in errors], errors.reshape(length, -1).sum(1, dtype=np.float64)
 
 

@@ -2,9 +2,11 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import dfr
 from baselines import CAE, STAE, ConvLSTMAE, PoolAE, inpaint_boxes
+from baselines.stae import SubPixelTransposedConv
 from baselines.video import ClipDataset
 from dfr.metrics import frame_auc, regularity_score
 from dfr.scoring import image_scores, smooth
@@ -330,6 +332,19 @@ def test_single_training_clip_holds_out_its_tail():
     assert model.score_stats_["images"] == 6 and model.score_stats_["frame_score_max"] > 0
     with pytest.raises(ValueError, match="fewer than window=10 remain"):
         STAE("cpu", device="cpu").fit(clip[:11])
+
+
+@pytest.mark.parametrize("kernel, stride", [(15, 4), (3, 2), (4, 4), (5, 1), (2, 3)])
+def test_sub_pixel_form_equals_the_transposed_convolution(kernel, stride):
+    torch.manual_seed(0)
+    layer = torch.nn.ConvTranspose2d(3, 2, kernel, stride=stride)
+    inputs = torch.rand(2, 3, 7, 9)
+    with torch.no_grad():
+        expected, got = layer(inputs), SubPixelTransposedConv(layer)(inputs)
+    assert got.shape == expected.shape == (2, 2, 6 * stride + kernel, 8 * stride + kernel)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="not a square, unpadded"):
+        SubPixelTransposedConv(torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1))
 
 
 def test_stepwise_convlstm_runs(clips):
