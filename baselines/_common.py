@@ -42,7 +42,8 @@ class PixelModel(AnomalyModel):
     ``_network()``, so that saving stores only its weights.
 
     Learned attributes: ``network_``, ``training_loss_`` (mean loss per epoch),
-    ``fit_seconds_`` (wall time of training), ``threshold_``, ``score_stats_``.
+    ``fit_seconds_`` (wall time of training; not saved, so that a seed gives the same model
+    file), ``threshold_``, ``score_stats_``.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -108,7 +109,6 @@ class PixelModel(AnomalyModel):
         return {
             "network": {name: value.detach().cpu() for name, value in self.network_.state_dict().items()},
             "training_loss": list(self.training_loss_),
-            "fit_seconds": float(self.fit_seconds_),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -116,7 +116,6 @@ class PixelModel(AnomalyModel):
         self.network_.load_state_dict(state["network"])
         self.network_.to(self.device_).eval()
         self.training_loss_ = list(state["training_loss"])
-        self.fit_seconds_ = float(state["fit_seconds"])
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

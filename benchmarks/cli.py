@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
@@ -27,7 +28,8 @@ def fit_classes() -> dict[str, type]:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
-        "bench", help="run the benchmark suite on a dataset on disk; write tables, JSON, plots, predictions",
+        "bench", parents=[model_cli.COMMON_FLAGS],
+        help="run the benchmark suite on a dataset on disk; write tables, JSON, plots, predictions",
         epilog="example:\n  dfr bench --dataset mvtec --root data/mvtec_ad --categories bottle,grid --models dfr,cae --out bench/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,7 +39,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _common(bench)
 
     evaluate = commands.add_parser(
-        "evaluate", help="a saved model (.dfr or .onnx) on a labelled test set: the metrics, report and predictions "
+        "evaluate", parents=[model_cli.COMMON_FLAGS],
+        help="a saved model (.dfr or .onnx) on a labelled test set: the metrics, report and predictions "
                          "of dfr bench, without fitting",
         epilog="example:\n  dfr evaluate bottle.dfr --dataset mvtec --root data/mvtec_ad --categories bottle --out eval/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -51,7 +54,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
 
     demo = commands.add_parser(
-        "demo", help="write small synthetic MVTec/UCSD/pool sets and run the suite on them (CPU, minutes)",
+        "demo", parents=[model_cli.COMMON_FLAGS],
+        help="write small synthetic MVTec/UCSD/pool sets and run the suite on them (CPU, minutes)",
         epilog="example:\n  dfr demo --out demo-output", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--models", default=DEMO_MODELS, help=f"comma-separated (default {DEMO_MODELS})")
@@ -142,12 +146,15 @@ def _specs(names: str, vgg_weights: str | None, available_only: bool = False, da
 def run_bench(args: argparse.Namespace) -> None:
     from benchmarks.report import write_reports
     from benchmarks.suite import run_suite
+    from dfr.outputs import output_lock
 
     specs = _specs(args.models, _vgg_weights(args.vgg_weights), dataset=args.dataset)
-    out = _prepare(args)
-    results = run_suite(_tasks(args), specs, out, seed=args.seed)
+    with output_lock(args.out) if distributed.is_main() else contextlib.nullcontext():
+        out = _prepare(args)
+        results = run_suite(_tasks(args), specs, out, seed=args.seed)
+        if distributed.is_main():
+            write_reports(results, out, seed=args.seed, settings=vars(args))
     if distributed.is_main():
-        write_reports(results, out, seed=args.seed, settings=vars(args))
         print((out / "results.md").read_text())
         print(f"wrote results.json, results.md, plots/, index.md and predictions to {out} "
               f"(world size {distributed.world_size()})")
@@ -160,7 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     import dfr
     from benchmarks.report import write_reports
     from benchmarks.suite import evaluate_and_save
-    from dfr.outputs import check_output_folder, replace_folder
+    from dfr.outputs import check_output_folder, output_lock, replace_folder
 
     out = check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
@@ -169,17 +176,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
     label = f"{type(model).__name__} ({name})"
     if not distributed.is_main():
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        with distributed.local():
-            results = [evaluate_and_save(task, model, name, label, staging / "runs" / task.dataset / task.name / name)
-                       for task in tasks]
-            write_reports(results, staging, seed=args.seed, settings=vars(args))
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with output_lock(out):
+        check_output_folder(out, args.overwrite)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        try:
+            with distributed.local():
+                results = [evaluate_and_save(task, model, name, label, staging / "runs" / task.dataset / task.name / name)
+                           for task in tasks]
+                write_reports(results, staging, seed=args.seed, settings=vars(args))
+            replace_folder(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     print((out / "results.md").read_text())
     print(f"wrote results.json, results.md, plots/, index.md and predictions to {out}")
 

@@ -5,13 +5,14 @@ Each (task, model) run writes ``runs/<dataset>/<task>/<model>/`` under the outpu
 curves and per-frame scores for the plots) and ``predictions/`` (maps, masks, overlays,
 boxes, scores; for video an MP4 overlay per test clip). ``result.json`` is written last and
 atomically, so an interrupted suite resumes where it stopped: finished runs are read back,
-not redone. The test items are predicted one at a time and their maps and masks wait in
+not redone, and the folder of a run that stopped half-way is removed. The test items are predicted one at a time and their maps and masks wait in
 memory-mapped files (:func:`predict_to_files`) while the metrics read them.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -40,7 +41,12 @@ def run_suite(tasks: list[Task], specs: list[ModelSpec], out: Path, *, seed: int
         if distributed.broadcast(done.is_file()):
             results.append(json.loads(done.read_text()))
             continue
-        results.append(run_one(task, spec, folder, seed))
+        try:
+            results.append(run_one(task, spec, folder, seed))
+        except BaseException:  # an error or interruption leaves no half-written run: --resume redoes it
+            if distributed.is_main():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
     return results
 
 

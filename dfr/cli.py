@@ -1,6 +1,10 @@
-"""The ``dfr`` command's model commands, ``fit`` and ``predict``, mirroring the Python API.
+"""The ``dfr`` command's model commands, ``fit``, ``predict``, ``export`` and ``stream``,
+mirroring the Python API.
 
-``benchmarks.cli`` adds ``bench`` and ``demo`` and is what the installed ``dfr`` runs.
+``benchmarks.cli`` adds ``bench``, ``evaluate`` and ``demo`` and is what the installed ``dfr``
+runs. Exit status: 0 done; 2 bad input or a file problem (one line on stderr); 130 / 143
+stopped by Ctrl-C / SIGTERM after removing unfinished outputs; 1 an unexpected error.
+``--debug`` shows the traceback instead of the one line.
 """
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import argparse
 import collections.abc
 import inspect
 import re
+import signal
 import sys
+import threading
 import time
 import types
 import typing
@@ -154,6 +160,20 @@ def _scoring_options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[s
     return options
 
 
+#: Flags of every command (given as ``parents=`` to each sub-parser).
+COMMON_FLAGS = argparse.ArgumentParser(add_help=False)
+COMMON_FLAGS.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
+
+#: Exit status of a command refused for its input or files, and of one stopped by a signal.
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, ImportError, MemoryError)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+
+
 def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The ``dfr`` parser with ``fit`` and ``predict``, and its sub-command group.
 
@@ -169,7 +189,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     fit = commands.add_parser(
-        "fit", help="train a model on normal images or clips and write one model file",
+        "fit", parents=[COMMON_FLAGS],
+        help="train a model on normal images or clips and write one model file",
         epilog=EXAMPLES["fit"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fit.add_argument("--model", choices=list(classes), default="dfr", help="which model (default dfr)")
@@ -202,7 +223,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     fit.add_argument("--overwrite", action="store_true", help="replace an existing model file")
 
     predict = commands.add_parser(
-        "predict", help="run a model on images or clips; write maps, heatmaps, masks, overlays, boxes and scores",
+        "predict", parents=[COMMON_FLAGS],
+        help="run a model on images or clips; write maps, heatmaps, masks, overlays, boxes and scores",
         epilog=EXAMPLES["predict"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("model", help="model file written by 'dfr fit', or an .onnx file written by 'dfr export' "
@@ -218,7 +240,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
                        "the model's own)")
 
     export = commands.add_parser(
-        "export", help="write a fitted model as one ONNX graph (network input batch to anomaly maps) with its "
+        "export", parents=[COMMON_FLAGS],
+        help="write a fitted model as one ONNX graph (network input batch to anomaly maps) with its "
                        "settings in the metadata", epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("model", help="model file written by 'dfr fit'")
@@ -226,7 +249,8 @@ def build_parser(classes: dict[str, type] | None = None) -> tuple[argparse.Argum
     export.add_argument("--overwrite", action="store_true", help="replace an existing ONNX file")
 
     stream = commands.add_parser(
-        "stream", help="run a model on a video file, camera or stream URL: overlay MP4 and per-frame JSON lines",
+        "stream", parents=[COMMON_FLAGS],
+        help="run a model on a video file, camera or stream URL: overlay MP4 and per-frame JSON lines",
         epilog=EXAMPLES["stream"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     stream.add_argument("model", help="model file written by 'dfr fit' or 'dfr export'")
@@ -411,15 +435,10 @@ def run_stream(args: argparse.Namespace) -> None:
     capture, live = open_source(args.source)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
+    try:  # Ctrl-C and SIGTERM (see run) end the stream and finish its files
         summary = stream_to_folder(model, read_frames(capture, live=live, realtime=args.realtime), args.out, fps=fps,
                                    overwrite=args.overwrite, max_frames=args.max_frames)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         capture.release()
     print(f"{summary['frames']} frames ({summary['skipped']} skipped, {summary['anomalous']} with an anomaly) in "
           f"{summary['seconds']:.1f} s: {summary['frames_per_second']:.1f} frames/s"
@@ -430,14 +449,43 @@ RUNNERS = {"fit": run_fit, "predict": run_predict, "export": run_export, "stream
 
 
 def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; bad input → status 1 and a one-line reason."""
+    """Parse ``argv``, run the chosen command and return its exit status (see the module's
+    docstring). SIGTERM is raised as :class:`Terminated`, so that a stopped command removes
+    what it had not finished, as on Ctrl-C."""
     args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         runners[args.command](args)
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
-        print(f"dfr {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        if args.debug:
+            raise
+        stopper = signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT
+        print(f"dfr {args.command}: stopped by {stopper.name}; unfinished outputs removed, existing files unchanged",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED[stopper]
+    except EXPECTED_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"dfr {args.command}: error: {str(error) or type(error).__name__}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"dfr {args.command}: unexpected error ({type(error).__name__}: {error}); run again with --debug "
+              "for the traceback and please report it", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:

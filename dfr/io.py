@@ -4,6 +4,10 @@ The channel rule, shared by every model: images come back as float32 arrays (H, 
 [0, 1] with C = 1 for grayscale (gray + alpha keeps only the gray) and C = 3 for colour
 (RGBA drops the alpha channel). uint8 is divided by 255, uint16 by 65535; float inputs must
 already lie in [0, 1]. Models convert further themselves (DFR stacks gray to 3 channels).
+
+Files are decoded by their contents, whatever their suffix, and turned as their EXIF
+orientation says; palette and CMYK images come back as colour. A file whose header declares
+more than ``MAX_IMAGE_PIXELS`` pixels, or a side over ``MAX_IMAGE_SIDE``, is refused before it is decoded.
 """
 from __future__ import annotations
 
@@ -16,6 +20,11 @@ import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Largest image read, in pixels (width x height as the file's header declares them): 2**27,
+#: e.g. 11585 x 11585, which takes 1.5 GiB as float32 RGB.
+MAX_IMAGE_PIXELS = 2**27
+#: Longest side read, in pixels: OpenCV's own limit (CV_IO_MAX_IMAGE_WIDTH and _HEIGHT).
+MAX_IMAGE_SIDE = 2**20
 
 ImageData = Union[str, os.PathLike, np.ndarray, Sequence[Union[str, os.PathLike, np.ndarray]]]
 #: Region masks: None, one array (H, W), a stack (N, H, W), a list of arrays or paths, or a folder
@@ -25,7 +34,7 @@ RegionMasks = Union[None, str, os.PathLike, np.ndarray, Sequence[Union[str, os.P
 
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame2`` before ``frame10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -68,17 +77,87 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image file and apply the channel rule: float32 (H, W, C) in [0, 1]."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            raise FileNotFoundError(f"{path}: symbolic link to nothing (broken, or a loop of links)")
         raise FileNotFoundError(f"{path}: no such file")
     raw = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    if not raw.size:
+        raise ValueError(f"{path}: empty file (0 bytes), not an image")
+    size = declared_size(raw[:HEADER_BYTES].tobytes())
+    if size is not None and (size[0] * size[1] > MAX_IMAGE_PIXELS or max(size) > MAX_IMAGE_SIDE):
+        raise ValueError(f"{path}: the header declares {size[0]} x {size[1]} pixels, more than dfr.io allows "
+                         f"(MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS}, MAX_IMAGE_SIDE = {MAX_IMAGE_SIDE}); not decoded")
+    # any depth and colour, EXIF orientation applied (IMREAD_UNCHANGED would ignore it)
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except cv2.error as error:
+        raise ValueError(f"{path}: cannot decode the file as an image ({str(error).strip().splitlines()[-1]})") from None
     if image is None:
-        raise ValueError(f"{path}: cannot decode the file as an image (corrupt or not an image)")
+        raise ValueError(f"{path}: cannot decode the file as an image (truncated, corrupt or not an image)")
+    if image.ndim == 3 and raw[:8].tobytes() == PNG_SIGNATURE and raw.size > 25 and raw[25] == PNG_GRAY_ALPHA:
+        image = image[..., 0]  # OpenCV gives gray + alpha as three equal colour channels
     if image.ndim == 3 and image.shape[2] >= 3:
         image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
     try:
         return to_float_image(image)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour type (the IHDR byte at offset 25) of gray with an alpha channel.
+PNG_GRAY_ALPHA = 4
+
+#: Bytes read for :func:`declared_size`: enough for JPEG headers with large EXIF blocks.
+HEADER_BYTES = 1 << 20
+
+
+def declared_size(header: bytes) -> tuple[int, int] | None:
+    """(width, height) that a PNG, JPEG, BMP or TIFF header declares, or None for other or
+    unreadable headers (OpenCV then decides)."""
+    if header.startswith(PNG_SIGNATURE) and len(header) >= 24:
+        return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    if header.startswith(b"BM") and len(header) >= 26:
+        width, height = (int.from_bytes(header[at:at + 4], "little", signed=True) for at in (18, 22))
+        return abs(width), abs(height)  # a negative height: rows stored top-down
+    if header.startswith(b"\xff\xd8"):
+        return _jpeg_size(header)
+    if header[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(header)
+    return None
+
+
+def _jpeg_size(header: bytes) -> tuple[int, int] | None:
+    """Size from the first start-of-frame marker (SOF0-SOF15 but DHT, JPG and DAC)."""
+    at = 2
+    while at + 9 <= len(header):
+        if header[at] != 0xFF:
+            return None
+        marker = header[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(header[at + 7:at + 9], "big"), int.from_bytes(header[at + 5:at + 7], "big")
+        at += 2 + int.from_bytes(header[at + 2:at + 4], "big")
+    return None
+
+
+def _tiff_size(header: bytes) -> tuple[int, int] | None:
+    """Size from the first image directory's ImageWidth (256) and ImageLength (257) tags."""
+    order = "little" if header[:2] == b"II" else "big"
+    at = int.from_bytes(header[4:8], order)
+    if at + 2 > len(header):
+        return None
+    found = {}
+    for entry in range(int.from_bytes(header[at:at + 2], order)):
+        start = at + 2 + 12 * entry
+        if start + 12 > len(header):
+            return None
+        tag, kind = int.from_bytes(header[start:start + 2], order), int.from_bytes(header[start + 2:start + 4], order)
+        if tag in (256, 257):
+            found[tag] = int.from_bytes(header[start + 8:start + (10 if kind == 3 else 12)], order)
+    return (found[256], found[257]) if len(found) == 2 else None
 
 
 def to_float_image(image: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from dfr.prediction import Prediction
 
@@ -67,8 +67,25 @@ def _maps_and_masks(maps: Maps, masks: Maps) -> tuple[list[np.ndarray], list[np.
         if anomaly_map.shape != mask.shape:
             raise ValueError(f"map {index} has shape {anomaly_map.shape} but its mask has shape {mask.shape}; "
                              "evaluate at the mask resolution (resize the map to its mask, not the mask to the map)")
+        _check_not_empty(anomaly_map, f"map {index}")
         _check_finite(anomaly_map, f"map {index}")
+        _check_mask(mask, index)
     return maps, [mask > 0 for mask in masks]
+
+
+def _check_not_empty(image: np.ndarray, what: str) -> None:
+    """Raise for an image without pixels (a side of length 0)."""
+    if image.size == 0:
+        raise ValueError(f"{what} has shape {image.shape}: no pixels; every map and mask needs at least one")
+
+
+def _check_mask(mask: np.ndarray, index: int) -> None:
+    """Raise unless ``mask`` holds real numbers or bools without NaN (pixels are compared with ``> 0``)."""
+    if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == bool) or np.iscomplexobj(mask):
+        raise ValueError(f"mask {index} must hold bools or real numbers (anomalous where > 0), got dtype {mask.dtype}")
+    if np.issubdtype(mask.dtype, np.floating) and np.isnan(mask).any():
+        raise ValueError(f"mask {index} contains {int(np.isnan(mask).sum())} NaN values, which are neither "
+                         "anomalous (> 0) nor normal")
 
 
 def _vector(values: ArrayLike, what: str) -> np.ndarray:
@@ -210,7 +227,8 @@ def pixel_auroc(maps: Maps, masks: Maps) -> float:
 def average_precision(maps: Maps, masks: Maps) -> float:
     """Pixel-level average precision: sum over thresholds of (recall step) x precision.
 
-    scikit-learn's step-wise definition (no interpolation) over all pixels of all images.
+    scikit-learn's step-wise definition (no interpolation) over all pixels of all images,
+    computed so that the result is ``<= 1`` in floating point too (see :func:`_step_average_precision`).
 
     Raises:
         ValueError: no anomalous pixel, or bad inputs.
@@ -220,7 +238,25 @@ def average_precision(maps: Maps, masks: Maps) -> float:
     if not labels.any():
         raise ValueError(f"average_precision is undefined without anomalous pixels: "
                          f"all {labels.size} pixels are normal")
-    return float(average_precision_score(labels, np.concatenate([anomaly_map.ravel() for anomaly_map in maps])))
+    return _step_average_precision(labels, np.concatenate([anomaly_map.ravel() for anomaly_map in maps]))
+
+
+def _step_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """``sum_k (R_k - R_{k-1}) P_k`` over the distinct scores, highest first (scikit-learn's
+    ``average_precision_score``), for boolean ``labels`` with at least one positive.
+
+    Written as ``sum_k (TP_k - TP_{k-1}) P_k / TP_total``: every term is at most its integer
+    recall step (``P_k <= 1``), so the rounded sum is at most ``TP_total`` and the result at most
+    1. scikit-learn sums float recall steps, which can give 1.0000000000000002 for a perfect map.
+    """
+    order = np.argsort(scores, kind="stable")[::-1]  # highest score first
+    sorted_scores = scores[order]
+    # Tied scores form one threshold: keep the last rank of each run of equal scores.
+    last = np.append(np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1]), sorted_scores.size - 1)
+    true_positives = np.cumsum(labels[order])[last]
+    precision = true_positives / (last + 1.0)
+    steps = np.diff(true_positives, prepend=0)
+    return float(np.sum(steps * precision) / true_positives[-1])
 
 
 def image_auroc(maps: Maps | None, labels: ArrayLike, *, scores: ArrayLike | None = None) -> float:
@@ -240,6 +276,7 @@ def image_auroc(maps: Maps | None, labels: ArrayLike, *, scores: ArrayLike | Non
     if scores is None:
         images = _as_images(maps, "map")
         for index, anomaly_map in enumerate(images):
+            _check_not_empty(anomaly_map, f"map {index}")
             _check_finite(anomaly_map, f"map {index}")
         scores = np.array([float(np.max(anomaly_map)) for anomaly_map in images])
     scores = _vector(scores, "scores")

@@ -291,8 +291,14 @@ class AnomalyModel:
             model = load_onnx(path)
         else:
             record = read_model_file(path)
-            model = cls._from_record(record, path, device)
-            model._load_state(record["state"])
+            try:
+                model = cls._from_record(record, path, device)
+                model._load_state(record["state"])
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+                if str(path) in str(error):
+                    raise
+                raise ValueError(f"{path}: the model file's contents do not fit its model class "
+                                 f"({type(error).__name__}: {error}); it was not written by this dfr's save") from None
         if not isinstance(model, cls):
             raise TypeError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
         return model

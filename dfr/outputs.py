@@ -13,12 +13,16 @@ Layout of the output folder::
 
 The folder is written to a temporary sibling and renamed into place, so a failed run leaves
 nothing half-written; an existing non-empty folder is replaced only with ``overwrite=True``.
+While a run writes ``out`` it holds ``.<out name>.lock`` beside it (:func:`output_lock`): a
+second run into the same folder stops at once with a message instead of racing the first.
 :class:`PredictionWriter` writes results as they come (``dfr predict`` with ``predict_iter``),
 :func:`write_prediction` a whole :class:`~dfr.Prediction`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import heapq
 import json
 import os
@@ -27,7 +31,7 @@ import tempfile
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -63,9 +67,27 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, boxes: np.ndarray, true_boxe
     return picture
 
 
+#: Longest output file stem, in bytes: room for ``_<index>``, a suffix and temporary-name parts
+#: within the 255 bytes most file systems allow for a name.
+MAX_STEM_BYTES = 200
+
+
+def short_stem(stem: str) -> str:
+    """``stem`` itself, or when longer than ``MAX_STEM_BYTES`` its start plus ``~`` and 8 hex
+    digits of its SHA-1, so that distinct long names stay distinct."""
+    raw = os.fsencode(stem)
+    if len(raw) <= MAX_STEM_BYTES:
+        return stem
+    start = stem[:MAX_STEM_BYTES - 9]
+    while len(os.fsencode(start)) > MAX_STEM_BYTES - 9:  # multi-byte characters
+        start = start[:-1]
+    return f"{start}~{hashlib.sha1(raw).hexdigest()[:8]}"
+
+
 def unique_stems(names: list[str]) -> list[str]:
-    """File stems without suffix, made unique by appending ``_<index>`` where they repeat."""
-    stems = [Path(name).stem for name in names]
+    """File stems without suffix, shortened to ``MAX_STEM_BYTES`` (:func:`short_stem`) and made
+    unique by appending ``_<index>`` where they repeat."""
+    stems = [short_stem(Path(name).stem) for name in names]
     repeated = {stem for stem, count in Counter(stems).items() if count > 1}
     return [f"{stem}_{index}" if stem in repeated else stem for index, stem in enumerate(stems)]
 
@@ -78,6 +100,35 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: folder is not empty (use --overwrite / overwrite=True to replace it)")
     return out
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``.<name>.lock`` next to ``out`` (created; removed at the end)
+    for the block, and check ``out`` again inside it. Raises ``FileExistsError`` naming the
+    other process when a second dfr run writes the same ``out``. POSIX only; elsewhere a no-op."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield out
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise FileExistsError(f"{out}: another dfr run ({handle.read().strip() or 'a process'}) is writing this "
+                                  "folder; wait for it or choose another output folder") from None
+        try:
+            handle.truncate(0)
+            handle.write(f"process {os.getpid()}")
+            handle.flush()
+            yield out
+        finally:
+            path.unlink(missing_ok=True)
 
 
 #: Threads that encode and write results while the model predicts the next ones, and how
@@ -101,6 +152,7 @@ class PredictionWriter:
 
     def __init__(self, out: str | os.PathLike, heatmap_range: tuple[float, float], *, overwrite: bool = False) -> None:
         self.out = check_output_folder(out, overwrite)
+        self.overwrite = overwrite
         self.heatmap_range = heatmap_range
         self.stems: set[str] = set()
         self.threshold: float | None = None
@@ -109,13 +161,16 @@ class PredictionWriter:
 
     def __enter__(self) -> "PredictionWriter":
         staging, error = None, None
+        self._lock = contextlib.ExitStack()
         if distributed.is_main():
             try:
-                self.out.parent.mkdir(parents=True, exist_ok=True)
+                self._lock.enter_context(output_lock(self.out))
+                check_output_folder(self.out, self.overwrite)
                 staging = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}."))
                 for sub in ("maps", "heatmaps", "masks", "overlays"):
                     (staging / sub).mkdir()
             except OSError as caught:
+                self._lock.close()
                 error = caught
         distributed.check_all(error)
         self.staging = distributed.broadcast(staging)
@@ -133,7 +188,7 @@ class PredictionWriter:
         every process (default: after the previous one); it must increase from one call to the
         next (a number, or a tuple such as ``(clip, frame)``)."""
         if stem is None:
-            stem = Path(item.name).stem if Path(item.name).suffix.lower() in IMAGE_SUFFIXES else item.name
+            stem = short_stem(Path(item.name).stem if Path(item.name).suffix.lower() in IMAGE_SUFFIXES else item.name)
         if stem in self.stems:
             raise ValueError(f"{self.out}: two results named {stem!r}; give unique names (unique_stems)")
         order = len(self.stems) if order is None else order
@@ -176,6 +231,10 @@ class PredictionWriter:
         """Waits for the writes; rank 0 merges every process's records into the summaries and
         renames the folder; an error on any process removes the temporary folder and stops
         every process."""
+        with self._lock:
+            self._exit(kind, error)
+
+    def _exit(self, kind: type | None, error: BaseException | None) -> None:
         raised = kind
         kind, error = self._drain(kind, error)
         shared = distributed.all_gather((f"{kind.__name__}: {error}", None) if kind else (None, self.threshold))
@@ -207,7 +266,8 @@ class PredictionWriter:
         streams = [open(path) for path in paths]
         try:
             records = heapq.merge(*(map(json.loads, stream) for stream in streams), key=lambda record: record["order"])
-            with open(self.staging / "boxes.json", "w") as boxes, open(self.staging / "scores.csv", "w", newline="") as scores:
+            with open(self.staging / "boxes.json", "w") as boxes, \
+                    open(self.staging / "scores.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as scores:
                 boxes.write(f'{{"threshold": {json.dumps(threshold)}, "heatmap_range": {json.dumps(list(self.heatmap_range))}, '
                             f'"images": [')
                 table = csv.writer(scores)
@@ -270,7 +330,7 @@ def write_clip_video(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".video.", suffix=".mp4")
     os.close(handle)
     writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, (2 * width, height))
     try:
@@ -336,5 +396,9 @@ def replace_folder(source: Path, target: Path) -> None:
 
 
 def _imwrite(path: Path, picture: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), picture):
-        raise OSError(f"{path}: could not write image")
+    """Encode by ``path``'s suffix and write through Python, which takes any file name the
+    system does (OpenCV's own writer needs UTF-8 names)."""
+    encoded, data = cv2.imencode(path.suffix, picture)
+    if not encoded:
+        raise OSError(f"{path}: could not encode the image")
+    path.write_bytes(data.tobytes())

@@ -25,7 +25,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from dfr.outputs import check_output_folder, colourise, overlay, replace_folder
+from dfr.outputs import check_output_folder, colourise, output_lock, overlay, replace_folder
 
 
 @dataclass
@@ -109,8 +109,12 @@ def stream_to_folder(model, frames: Iterator[Frame], out: str | os.PathLike, *, 
                      max_frames: int | None = None, progress=print) -> dict:
     """Run ``model.stream`` on ``frames``; write ``overlay.mp4`` and ``frames.jsonl`` into
     ``out``. Returns a summary: frames processed, skipped, anomalous, seconds, frames/s."""
-    out = check_output_folder(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(check_output_folder(out, overwrite)) as out:
+        check_output_folder(out, overwrite)
+        return _stream_into(model, frames, out, fps, max_frames, progress)
+
+
+def _stream_into(model, frames: Iterator[Frame], out: Path, fps: float, max_frames: int | None, progress) -> dict:
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     writer, records = None, open(staging / "frames.jsonl", "w")
     summary = {"frames": 0, "skipped": 0, "anomalous": 0}

@@ -36,20 +36,20 @@ def test_fit_then_predict_end_to_end(folders, tmp_path, capsys):
     assert [r["name"] for r in summary["images"]] == ["t0", "t1", "t2"]
     assert (out / "scores.csv").read_text().splitlines()[0] == "name,score,boxes"
     # a non-empty output folder is refused, then replaced when asked
-    assert main(["predict", str(model), str(test), "--out", str(out)]) == 1
+    assert main(["predict", str(model), str(test), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["predict", str(model), str(test), "--out", str(out), "--overwrite"]) == 0
     # the model file is not replaced without --overwrite
-    assert main(["fit", "--train", str(train), "--weights", "random", "--out", str(model)]) == 1
+    assert main(["fit", "--train", str(train), "--weights", "random", "--out", str(model)]) == 2
     assert "file exists" in capsys.readouterr().err
 
 
 def test_bad_input_gives_one_line_reason(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["fit", "--train", str(tmp_path / "empty"), "--out", str(tmp_path / "m.dfr")]) == 1
+    assert main(["fit", "--train", str(tmp_path / "empty"), "--out", str(tmp_path / "m.dfr")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "no images found" in error and "empty" in error
-    assert main(["predict", str(tmp_path / "none.dfr"), str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert main(["predict", str(tmp_path / "none.dfr"), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no such model file" in capsys.readouterr().err
 
 
@@ -84,14 +84,14 @@ def test_options_that_do_not_apply_are_refused(folders, tmp_path, capsys):
     mask = tmp_path / "region.png"
     cv2.imwrite(str(mask), np.full((64, 64), 255, np.uint8))
     assert main(["fit", "--model", "stae", "--train", str(train), "--region-masks", str(mask),
-                 "--out", str(tmp_path / "m.dfr")]) == 1
+                 "--out", str(tmp_path / "m.dfr")]) == 2
     assert "apply only to image models, not to stae" in capsys.readouterr().err
     assert main(["fit", "--model", "poolae", "--train", str(train), "--image-size", "64",
-                 "--out", str(tmp_path / "m.dfr")]) == 1
+                 "--out", str(tmp_path / "m.dfr")]) == 2
     assert "--image-size does not apply to poolae" in capsys.readouterr().err
-    assert main(["fit", "--model", "stae", "--weights", "random", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 1
+    assert main(["fit", "--model", "stae", "--weights", "random", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 2
     assert "--weights does not apply to stae" in capsys.readouterr().err
-    assert main(["fit", "--model", "cae", "--preset", "gpu", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 1
+    assert main(["fit", "--model", "cae", "--preset", "gpu", "--train", str(train), "--out", str(tmp_path / "m.dfr")]) == 2
     assert "unknown preset 'gpu'" in capsys.readouterr().err
 
 
@@ -110,7 +110,7 @@ def test_pool_model_with_one_region_mask_for_every_image(folders, tmp_path, caps
 
 
 def test_demo_refuses_unknown_models(tmp_path, capsys):
-    assert main(["demo", "--models", "dfr,stea", "--out", str(tmp_path / "d")]) == 1
+    assert main(["demo", "--models", "dfr,stea", "--out", str(tmp_path / "d")]) == 2
     assert "unknown or unavailable models ['stea']" in capsys.readouterr().err
 
 
@@ -135,14 +135,14 @@ def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
     out = tmp_path / "merged"
     assert main(["predict", str(model_path), str(test), "--out", str(out), "--min-box-area", "0",
                  "--merge-gap", "none", "--nms-iou", "1"]) == 0
-    assert main(["predict", str(model_path), str(test), "--out", str(tmp_path / "x"), "--nms-iou", "many"]) == 1
+    assert main(["predict", str(model_path), str(test), "--out", str(tmp_path / "x"), "--nms-iou", "many"]) == 2
     assert "--nms-iou: 'many' is not float" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: status 2
         main(["predict", str(model_path), str(test), "--out", str(tmp_path / "x"), "--target-fpr", "0.1"])
     assert "unrecognized arguments: --target-fpr" in capsys.readouterr().err
     # options that do not apply to a head are refused
     assert main(["fit", "--model", "pca-residual", "--train", str(train), "--preset", "cpu",
-                 "--out", str(tmp_path / "p.dfr")]) == 1
+                 "--out", str(tmp_path / "p.dfr")]) == 2
     assert "--preset does not apply to pca-residual" in capsys.readouterr().err
 
 
@@ -187,12 +187,12 @@ def test_fit_flags_mirror_the_constructors(folders, tmp_path, capsys):
 
     # bad values: the constructor's own message, or the parser's when the type does not fit
     out = ["--out", str(tmp_path / "bad.dfr")]
-    assert main(["fit", "--model", "memory-bank", *common, "--coreset-fraction", "2", *out]) == 1
+    assert main(["fit", "--model", "memory-bank", *common, "--coreset-fraction", "2", *out]) == 2
     assert "coreset_fraction must lie in (0, 1], got 2.0" in capsys.readouterr().err
-    assert main(["fit", *common, "--latent-dim", "three", *out]) == 1
+    assert main(["fit", *common, "--latent-dim", "three", *out]) == 2
     assert "--latent-dim: 'three' is not int or none" in capsys.readouterr().err
     # a flag of another model is refused
-    assert main(["fit", "--model", "pca-residual", *common, "--coreset-fraction", "0.5", *out]) == 1
+    assert main(["fit", "--model", "pca-residual", *common, "--coreset-fraction", "0.5", *out]) == 2
     assert "--coreset-fraction does not apply to pca-residual" in capsys.readouterr().err
 
 

@@ -124,7 +124,7 @@ def test_cli_export_then_predict_writes_the_files_of_the_model_file(images, tmp_
         cv2.imwrite(str(folder / f"img{index}.png"), (np.asarray(image) * 255).astype(np.uint8))
     assert main(["export", str(tmp_path / "cae.dfr"), str(tmp_path / "cae.onnx")]) == 0
     assert "exported CAE" in capsys.readouterr().out
-    assert main(["export", str(tmp_path / "cae.dfr"), str(tmp_path / "cae.onnx")]) == 1
+    assert main(["export", str(tmp_path / "cae.dfr"), str(tmp_path / "cae.onnx")]) == 2
     assert "cae.onnx: file exists" in capsys.readouterr().err
     for name in ("cae.dfr", "cae.onnx"):
         assert main(["predict", str(tmp_path / name), str(folder), "--out", str(tmp_path / f"out-{name}")]) == 0

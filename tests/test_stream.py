@@ -58,9 +58,9 @@ def test_stream_command_writes_every_frame_and_flags_the_defect(cae, video, tmp_
     assert all(record["boxes"] for record in records[10:15])
     assert _frames_in(tmp_path / "live" / "overlay.mp4") == 30
 
-    assert main(["stream", str(tmp_path / "cae.dfr"), str(video), "--out", str(tmp_path / "live")]) == 1
+    assert main(["stream", str(tmp_path / "cae.dfr"), str(video), "--out", str(tmp_path / "live")]) == 2
     assert "folder is not empty" in capsys.readouterr().err
-    assert main(["stream", str(tmp_path / "cae.dfr"), str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")]) == 1
+    assert main(["stream", str(tmp_path / "cae.dfr"), str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")]) == 2
     assert "none.mp4: no such video file" in capsys.readouterr().err
 
 

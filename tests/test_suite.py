@@ -126,7 +126,7 @@ def test_bench_refuses_models_that_do_not_apply_to_the_dataset(tmp_path, capsys)
                             ("dfr,stae", "models ['stae'] do not apply to pool data"),
                             ("nope", "unknown or unavailable models ['nope']"), (",", "--models names no model")]:
         assert main(["bench", "--dataset", "pool", "--root", str(tmp_path / "pool"), "--models", models,
-                     "--out", str(tmp_path / "out")]) == 1
+                     "--out", str(tmp_path / "out")]) == 2
         error = capsys.readouterr().err
         assert message in error and ("poolae" in error or "unknown" in error or "no model" in error)
     assert not (tmp_path / "out").exists()
@@ -155,7 +155,7 @@ def test_evaluate_reports_a_saved_model_as_bench_does(tmp_path, capsys):
     assert len(list((out / "runs" / "mvtec" / "brick" / "brick.dfr" / "predictions" / "masks").iterdir())) == 4
     assert "| saved |" in (out / "results.md").read_text()
 
-    assert main(command) == 1
+    assert main(command) == 2
     assert "eval: folder is not empty" in capsys.readouterr().err
     (out / "mine.txt").write_text("kept until the new report is in place")
     assert main([*command, "--overwrite"]) == 0 and not (out / "mine.txt").exists()
@@ -178,6 +178,6 @@ def test_evaluate_refuses_a_video_model_on_images(tmp_path, capsys):
     clips = [rng.random((12, 24, 24), np.float32) for _ in range(2)]
     STAE("cpu", image_size=83, channels=(4, 4, 4), window=4, epochs=1, device="cpu").fit(clips).save(tmp_path / "v.dfr")
     assert main(["evaluate", str(tmp_path / "v.dfr"), "--dataset", "mvtec", "--root", str(tmp_path / "data"),
-                 "--out", str(tmp_path / "eval")]) == 1
+                 "--out", str(tmp_path / "eval")]) == 2
     assert "STAE is a video model (clips); mvtec task brick has images" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists() and not list(tmp_path.glob(".eval*"))
