@@ -96,12 +96,16 @@ def _common(parser: argparse.ArgumentParser, default_out: str | None = None) -> 
     group.add_argument("--overwrite", action="store_true", help="delete --out and start over")
 
 
-def _prepare(args: argparse.Namespace) -> Path:
-    """The output folder, checked and (with --overwrite) emptied by rank 0."""
+def _prepare(args: argparse.Namespace, lock: contextlib.ExitStack) -> Path:
+    """The output folder, locked (:func:`dfr.outputs.output_lock`, held until ``lock`` closes),
+    checked and (with --overwrite) emptied by rank 0."""
+    from dfr.outputs import output_lock
+
     out = Path(args.out)
     error = None
     if distributed.is_main():
         try:
+            lock.enter_context(output_lock(out))
             if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
                 raise FileExistsError(f"{out}: folder is not empty (use --resume to continue it or --overwrite to "
                                       "start over)")
@@ -146,11 +150,10 @@ def _specs(names: str, vgg_weights: str | None, available_only: bool = False, da
 def run_bench(args: argparse.Namespace) -> None:
     from benchmarks.report import write_reports
     from benchmarks.suite import run_suite
-    from dfr.outputs import output_lock
 
     specs = _specs(args.models, _vgg_weights(args.vgg_weights), dataset=args.dataset)
-    with output_lock(args.out) if distributed.is_main() else contextlib.nullcontext():
-        out = _prepare(args)
+    with contextlib.ExitStack() as lock:
+        out = _prepare(args, lock)
         results = run_suite(_tasks(args), specs, out, seed=args.seed)
         if distributed.is_main():
             write_reports(results, out, seed=args.seed, settings=vars(args))
@@ -193,14 +196,19 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    weights = _vgg_weights(args.vgg_weights)
+    specs = _specs(args.models, weights, available_only=True)
+    with contextlib.ExitStack() as lock:
+        _demo(args, specs, weights, _prepare(args, lock))
+
+
+def _demo(args: argparse.Namespace, specs: list, weights: str | None, out: Path) -> None:
+    """The demo's data, suite and reports in the prepared ``out``."""
     from benchmarks import datasets
     from benchmarks import tasks as task_readers
     from benchmarks.report import write_reports
     from benchmarks.suite import run_suite
 
-    weights = _vgg_weights(args.vgg_weights)
-    specs = _specs(args.models, weights, available_only=True)
-    out = _prepare(args)
     if weights is None and distributed.is_main():
         print("demo: DFR uses VGG19 with random weights (no ImageNet checkpoint cached); fine for a demo only")
     started = time.perf_counter()

@@ -479,7 +479,7 @@ def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None =
               "for the traceback and please report it", file=sys.stderr)
         return 1
     finally:
-        if in_main_thread:
+        if in_main_thread and previous is not None:  # None: a handler not installed from Python
             signal.signal(signal.SIGTERM, previous)
     return 0
 
@@ -489,7 +489,8 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``fit``, ``predict`` and ``export``; the installed ``dfr`` command adds ``bench`` and ``demo``."""
+    """``fit``, ``predict``, ``export`` and ``stream``; the installed ``dfr`` command adds ``bench``,
+    ``evaluate`` and ``demo``."""
     parser, _ = build_parser()
     return run(parser, RUNNERS, argv)
 

@@ -118,6 +118,8 @@ def declared_size(header: bytes) -> tuple[int, int] | None:
     if header.startswith(PNG_SIGNATURE) and len(header) >= 24:
         return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     if header.startswith(b"BM") and len(header) >= 26:
+        if int.from_bytes(header[14:18], "little") == 12:  # OS/2 header: 16-bit sides
+            return int.from_bytes(header[18:20], "little"), int.from_bytes(header[20:22], "little")
         width, height = (int.from_bytes(header[at:at + 4], "little", signed=True) for at in (18, 22))
         return abs(width), abs(height)  # a negative height: rows stored top-down
     if header.startswith(b"\xff\xd8"):
@@ -136,6 +138,9 @@ def _jpeg_size(header: bytes) -> tuple[int, int] | None:
         marker = header[at + 1]
         if marker == 0xFF:  # fill byte
             at += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM and RSTn: no length field
+            at += 2
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             return int.from_bytes(header[at + 7:at + 9], "big"), int.from_bytes(header[at + 5:at + 7], "big")

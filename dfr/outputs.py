@@ -105,7 +105,7 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
 @contextlib.contextmanager
 def output_lock(out: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on ``.<name>.lock`` next to ``out`` (created; removed at the end)
-    for the block, and check ``out`` again inside it. Raises ``FileExistsError`` naming the
+    for the block; check ``out`` again inside it, as another run may have written it. Raises ``FileExistsError`` naming the
     other process when a second dfr run writes the same ``out``. POSIX only; elsewhere a no-op."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +115,20 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path]:
     except ImportError:  # Windows
         yield out
         return
-    with open(path, "a+") as handle:
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            raise FileExistsError(f"{out}: another dfr run ({handle.read().strip() or 'a process'}) is writing this "
-                                  "folder; wait for it or choose another output folder") from None
+            holder = handle.read().strip() or "a process"
+            handle.close()
+            raise FileExistsError(f"{out}: another dfr run ({holder}) is writing this folder; wait for it or "
+                                  "choose another output folder") from None
+        if _same_file(handle, path):
+            break
+        handle.close()  # locked a file that the run before removed meanwhile: lock the new one
+    with handle:
         try:
             handle.truncate(0)
             handle.write(f"process {os.getpid()}")
@@ -129,6 +136,14 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path]:
             yield out
         finally:
             path.unlink(missing_ok=True)
+
+
+def _same_file(handle, path: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path``."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 #: Threads that encode and write results while the model predicts the next ones, and how

@@ -27,6 +27,9 @@ def write_model_file(path: str | os.PathLike, payload: dict[str, Any], *, overwr
         raise FileExistsError(f"{path}: file exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+    reserved = sorted({"format", "format_version", "digest"} & payload.keys())
+    if reserved:
+        raise ValueError(f"{path}: payload keys {reserved} are reserved for the file's own fields")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "digest": content_digest(payload), **payload}
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -79,7 +82,7 @@ def _feed(hasher: "hashlib._Hash", value: Any) -> None:
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu().contiguous()
         hasher.update(f"tensor {tensor.dtype} {tuple(tensor.shape)};".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy())
     elif isinstance(value, dict):
         hasher.update(f"dict {len(value)};".encode())
         for key, item in value.items():

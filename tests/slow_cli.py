@@ -4,15 +4,19 @@
 STAGE begins:
 
 - ``fit``: every model's ``fit``, which then trains as usual;
-- ``predict``: the first result handed to the output writer; each result then waits 1 s;
-- ``bench``: the suite with two tiny DFR models ``a`` and ``b``; ``started`` when ``b``
-  begins, which then waits 60 s (``a`` has finished by then);
+- ``predict``: the first result handed to the output writer, which then waits until the file
+  named by the environment variable ``DFR_TEST_GATE`` exists (when it is set; at most 60 s),
+  and 1 s after each result;
+- ``bench``: the suite with two tiny DFR models ``a`` and ``b``; ``started`` once ``b``'s run
+  folder exists, then ``b`` waits 60 s before it is built (``a`` has finished by then);
 - ``resume``: the same suite at full speed (to finish an interrupted ``bench``).
 """
+import os
 import sys
 import time
+from pathlib import Path
 
-from benchmarks import cli, models, suite
+from benchmarks import cli, models
 from dfr import DFR, model, outputs
 
 
@@ -29,26 +33,29 @@ def _slow_fit(fit):
 
 def _slow_add(add):
     def slowed(writer, *args, **kwargs):
-        if not writer.stems:
-            _started()
+        first = not writer.stems
         add(writer, *args, **kwargs)
+        if first:
+            _started()
+            gate, waited = os.environ.get("DFR_TEST_GATE"), 0.0
+            while gate and not Path(gate).exists() and waited < 60:
+                time.sleep(0.1)
+                waited += 0.1
         time.sleep(1.0)
     return slowed
 
 
-def _slow_second_run(run_one):
-    def slowed(task, spec, *args, **kwargs):
-        if spec.name == "b":
+def _tiny_specs(slow_b: bool):
+    def build(task, seed, name):
+        if name == "b" and slow_b:  # run_one has made b's run folder
             _started()
             time.sleep(60.0)
-        return run_one(task, spec, *args, **kwargs)
-    return slowed
-
-
-def _tiny_specs(vgg_weights):
-    def build(task, seed):
         return DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2, seed=seed)
-    return {name: models.ModelSpec(name, f"tiny DFR {name}", ("mvtec",), build) for name in ("a", "b")}
+
+    def specs(vgg_weights):
+        return {name: models.ModelSpec(name, f"tiny DFR {name}", ("mvtec",),
+                                       lambda task, seed, name=name: build(task, seed, name)) for name in ("a", "b")}
+    return specs
 
 
 def main(stage: str, argv: list[str]) -> int:
@@ -57,9 +64,7 @@ def main(stage: str, argv: list[str]) -> int:
     elif stage == "predict":
         outputs.PredictionWriter.add = _slow_add(outputs.PredictionWriter.add)
     elif stage in ("bench", "resume"):
-        models.model_specs = _tiny_specs
-        if stage == "bench":
-            suite.run_one = _slow_second_run(suite.run_one)
+        models.model_specs = _tiny_specs(slow_b=stage == "bench")
     return cli.main(argv)
 
 

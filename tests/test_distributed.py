@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import dfr
+from dfr.outputs import output_lock
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 300  # seconds for one command, however many processes
@@ -132,6 +133,12 @@ def test_bench_under_torchrun_reports_the_metrics_of_one_process(tmp_path):
         metrics[processes] = result["metrics"]
     assert metrics[2]["pixel_auroc"] == pytest.approx(metrics[1]["pixel_auroc"], abs=1e-6)
     assert metrics[2]["pro_auc"] == pytest.approx(metrics[1]["pro_auc"], abs=1e-6)
+    written = (tmp_path / "bench2" / "results.json").read_bytes()
+    with output_lock(tmp_path / "bench2"):  # another run is writing bench2: every rank stops, none hangs
+        done = run(["bench", "--dataset", "mvtec", "--root", str(tmp_path / "data"), "--models", "pca-residual",
+                    "--vgg-weights", "random", "--out", str(tmp_path / "bench2"), "--overwrite"], 2)
+    assert done.returncode != 0 and done.stderr.count(f"another dfr run (process {os.getpid()})") == 2, done.stderr
+    assert (tmp_path / "bench2" / "results.json").read_bytes() == written
 
 
 def test_every_kind_of_model_fits_and_predicts_under_torchrun(folders, tmp_path):
