@@ -479,6 +479,7 @@ def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None =
               "for the traceback and please report it", file=sys.stderr)
         return 1
     finally:
+        distributed.shutdown()
         if in_main_thread and previous is not None:  # None: a handler not installed from Python
             signal.signal(signal.SIGTERM, previous)
     return 0

@@ -36,6 +36,14 @@ def init() -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl" if gpus else "gloo", timeout=timeout)
 
 
+def shutdown() -> None:
+    """Leave the process group, if this process joined one: at the end of a command, so that
+    the group's threads stop before the interpreter does (a process that exits with them
+    running can abort)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 _local_depth = 0
 
 
