@@ -414,27 +414,23 @@ def run_export(args: argparse.Namespace) -> None:
 
     model = dfr.load(args.model, device="cpu")
     path = model.export_onnx(args.out, overwrite=args.overwrite)
+    spec = model._input_spec()
     print(f"exported {type(model).__name__} (threshold {model.threshold_:.6g}) to {path}: input "
-          f"{model._input_spec()['shape']} ({model._input_spec()['layout']}, None: free), output anomaly_map "
+          f"{spec['shape']} ({spec['layout']}, None: free), output anomaly_map "
           f"({model._output_layout}); run it with 'dfr predict {path} ...'")
 
 
 def run_stream(args: argparse.Namespace) -> None:
-    import signal
-
-    import cv2
-
     import dfr
     from dfr.outputs import check_output_folder
-    from dfr.stream import open_source, read_frames, stream_to_folder
+    from dfr.stream import open_source, read_frames, source_fps, stream_to_folder
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_output_folder(args.out, args.overwrite)
     model = dfr.load(args.model, device=args.device)
     capture, live = open_source(args.source)
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-
+    fps = source_fps(capture)
     try:  # Ctrl-C and SIGTERM (see run) end the stream and finish its files
         summary = stream_to_folder(model, read_frames(capture, live=live, realtime=args.realtime), args.out, fps=fps,
                                    overwrite=args.overwrite, max_frames=args.max_frames)

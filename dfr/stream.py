@@ -50,9 +50,14 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
     return capture, live
 
 
+def source_fps(capture: cv2.VideoCapture) -> float:
+    """The source's frames per second, or 25 where it does not say."""
+    return capture.get(cv2.CAP_PROP_FPS) or 25.0
+
+
 def read_frames(capture: cv2.VideoCapture, *, live: bool, realtime: bool = False) -> Iterator[Frame]:
     """The capture's frames as :class:`Frame`; newest-frame-only for ``live`` or ``realtime``."""
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    fps = source_fps(capture)
     if not (live or realtime):
         index = 0
         while True:
