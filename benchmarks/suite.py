@@ -5,8 +5,9 @@ Each (task, model) run writes ``runs/<dataset>/<task>/<model>/`` under the outpu
 curves and per-frame scores for the plots) and ``predictions/`` (maps, masks, overlays,
 boxes, scores; for video an MP4 overlay per test clip). ``result.json`` is written last and
 atomically, so an interrupted suite resumes where it stopped: finished runs are read back,
-not redone, and the folder of a run that stopped half-way is removed. The test items are predicted one at a time and their maps and masks wait in
-memory-mapped files (:func:`predict_to_files`) while the metrics read them.
+not redone, and the folder of a run that stopped half-way is removed. The test items are
+predicted one at a time and their maps and masks wait in memory-mapped files
+(:func:`predict_to_files`) while the metrics read them.
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ The channel rule, shared by every model: images come back as float32 arrays (H, 
 already lie in [0, 1]. Models convert further themselves (DFR stacks gray to 3 channels).
 
 Files are decoded by their contents, whatever their suffix, and turned as their EXIF
-orientation says; palette and CMYK images come back as colour. A file whose header declares
-more than ``MAX_IMAGE_PIXELS`` pixels, or a side over ``MAX_IMAGE_SIDE``, is refused before it is decoded.
+orientation says; palette and CMYK images come back as colour. A PNG, JPEG, BMP or TIFF whose
+header declares more than ``MAX_IMAGE_PIXELS`` pixels, or a side over ``MAX_IMAGE_SIDE``, is
+refused before it is decoded.
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 2**27
 #: Longest side read, in pixels: OpenCV's own limit (CV_IO_MAX_IMAGE_WIDTH and _HEIGHT).
 MAX_IMAGE_SIDE = 2**20
+#: Bytes read for :func:`declared_size`: enough for JPEG headers with large EXIF blocks.
+HEADER_BYTES = 1 << 20
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour type (the IHDR byte at offset 25) of gray with an alpha channel.
+PNG_GRAY_ALPHA = 4
 
 ImageData = Union[str, os.PathLike, np.ndarray, Sequence[Union[str, os.PathLike, np.ndarray]]]
 #: Region masks: None, one array (H, W), a stack (N, H, W), a list of arrays or paths, or a folder
@@ -102,14 +108,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return to_float_image(image)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: PNG colour type (the IHDR byte at offset 25) of gray with an alpha channel.
-PNG_GRAY_ALPHA = 4
-
-#: Bytes read for :func:`declared_size`: enough for JPEG headers with large EXIF blocks.
-HEADER_BYTES = 1 << 20
 
 
 def declared_size(header: bytes) -> tuple[int, int] | None:
