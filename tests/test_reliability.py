@@ -460,7 +460,7 @@ def test_pickle_payload_is_refused_without_running(tmp_path, monkeypatch):
 
 def test_huge_declared_tensor_is_refused_without_allocating(tmp_path):
     buffer = io.BytesIO()
-    serialization.torch.save({"w": torch.zeros(4)}, buffer)
+    torch.save({"w": torch.zeros(4)}, buffer)
     source, target = zipfile.ZipFile(buffer), io.BytesIO()
     with zipfile.ZipFile(target, "w") as archive:
         for info in source.infolist():
