@@ -456,29 +456,28 @@ def run(parser: argparse.ArgumentParser, runners: dict, argv: list[str] | None =
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         runners[args.command](args)
-    except KeyboardInterrupt as interruption:
+    except (KeyboardInterrupt, Exception) as error:
         if args.debug:
             raise
-        stopper = signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT
-        print(f"dfr {args.command}: stopped by {stopper.name}; unfinished outputs removed, existing files unchanged",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED[stopper]
-    except EXPECTED_ERRORS as error:
-        if args.debug:
-            raise
-        print(f"dfr {args.command}: error: {str(error) or type(error).__name__}", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as error:
-        if args.debug:
-            raise
-        print(f"dfr {args.command}: unexpected error ({type(error).__name__}: {error}); run again with --debug "
-              "for the traceback and please report it", file=sys.stderr)
-        return 1
+        status, reason = _failure(error)
+        print(f"dfr {args.command}: {reason}", file=sys.stderr)
+        return status
     finally:
         distributed.shutdown()
         if in_main_thread and previous is not None:  # None: a handler not installed from Python
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _failure(error: BaseException) -> tuple[int, str]:
+    """The exit status of a command that raised ``error``, and the line that says why."""
+    if isinstance(error, KeyboardInterrupt):
+        stopper = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
+        return EXIT_INTERRUPTED[stopper], f"stopped by {stopper.name}; unfinished outputs removed, existing files unchanged"
+    if isinstance(error, EXPECTED_ERRORS):
+        return EXIT_ERROR, f"error: {str(error) or type(error).__name__}"
+    return 1, (f"unexpected error ({type(error).__name__}: {error}); run again with --debug for the traceback and "
+               "please report it")
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

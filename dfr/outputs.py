@@ -105,8 +105,9 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
 @contextlib.contextmanager
 def output_lock(out: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on ``.<name>.lock`` next to ``out`` (created; removed at the end)
-    for the block; check ``out`` again inside it, as another run may have written it. Raises ``FileExistsError`` naming the
-    other process when a second dfr run writes the same ``out``. POSIX only; elsewhere a no-op."""
+    for the block. Raises ``FileExistsError`` naming the other process when a second dfr run
+    writes the same ``out``. Callers check ``out`` again inside the block, as a run before them
+    may have written it. POSIX only; elsewhere a no-op."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.lock"

@@ -18,6 +18,8 @@ import torch
 
 FORMAT = "dfr-model"
 FORMAT_VERSION = 3  # 2: scoring settings gathered in one "scoring" parameter; 3: content digest
+#: The file's own fields, beside the caller's payload.
+RESERVED_KEYS = ("format", "format_version", "digest")
 
 
 def write_model_file(path: str | os.PathLike, payload: dict[str, Any], *, overwrite: bool = True) -> None:
@@ -27,7 +29,7 @@ def write_model_file(path: str | os.PathLike, payload: dict[str, Any], *, overwr
         raise FileExistsError(f"{path}: file exists (pass overwrite=True to replace it)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: output folder does not exist")
-    reserved = sorted({"format", "format_version", "digest"} & payload.keys())
+    reserved = sorted(set(RESERVED_KEYS) & payload.keys())
     if reserved:
         raise ValueError(f"{path}: payload keys {reserved} are reserved for the file's own fields")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "digest": content_digest(payload), **payload}
@@ -63,7 +65,7 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
             f"cannot be read by this dfr, which reads format version {FORMAT_VERSION}; "
             "refit the model or use the dfr version that wrote it"
         )
-    payload = {key: value for key, value in record.items() if key not in ("format", "format_version", "digest")}
+    payload = {key: value for key, value in record.items() if key not in RESERVED_KEYS}
     if record.get("digest") != content_digest(payload):
         raise ValueError(f"{path}: damaged model file: its contents do not match the digest written with them "
                          "(changed or corrupted after saving); copy it again or refit")

@@ -112,7 +112,7 @@ def test_bad_head_settings_are_reported(brick):
 
 
 def test_model_file_records_the_layers_it_was_fitted_on(brick, tmp_path):
-    from dfr.serialization import read_model_file, write_model_file
+    from dfr.serialization import RESERVED_KEYS, read_model_file, write_model_file
 
     model = _head(PCAResidual).fit(brick.train[:6])
     model.save(tmp_path / "model.dfr")
@@ -120,7 +120,7 @@ def test_model_file_records_the_layers_it_was_fitted_on(brick, tmp_path):
     assert record["state"]["layers"] == list(model.extractor_.layers)
     # a file whose constructor arguments say "default layers": the recorded ones are used
     record["params"]["layers"] = None
-    write_model_file(tmp_path / "default.dfr", {k: v for k, v in record.items() if k not in ("format", "format_version", "digest")})
+    write_model_file(tmp_path / "default.dfr", {k: v for k, v in record.items() if k not in RESERVED_KEYS})
     loaded = dfr.load(tmp_path / "default.dfr", device="cpu")
     assert loaded.extractor_.layers == list(model.extractor_.layers)
     assert np.array_equal(loaded.anomaly_map(brick.test[:2]), model.anomaly_map(brick.test[:2]))

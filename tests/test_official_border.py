@@ -10,7 +10,7 @@ from dfr import DFR
 from dfr.backbones import build_backbone
 from dfr.backbones.vgg import RELU_LAYERS, vgg19
 from dfr.features import RegionalFeatureExtractor
-from dfr.serialization import read_model_file, write_model_file
+from dfr.serialization import RESERVED_KEYS, read_model_file, write_model_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 
@@ -85,6 +85,6 @@ def test_official_border_model_saves_and_loads(model_class, options, tmp_path):
     # a file written before the option existed loads with the paper's features
     record = read_model_file(tmp_path / "model.dfr")
     del record["params"]["official_border"]
-    write_model_file(tmp_path / "older.dfr", {k: v for k, v in record.items() if k not in ("format", "format_version", "digest")})
+    write_model_file(tmp_path / "older.dfr", {k: v for k, v in record.items() if k not in RESERVED_KEYS})
     older = dfr.load(tmp_path / "older.dfr", device="cpu")
     assert not older.official_border and not older.extractor_.backbone.official_border
