@@ -14,10 +14,10 @@ Every raw-pixel model takes ``preset="source"`` (the source notebooks' sizes; th
 """
 from baselines.cae import CAE
 from baselines.convlstm import ConvLSTMAE
-from baselines.inpaint import inpaint_boxes
 from baselines.memory_bank import PatchMemoryBank
 from baselines.pca_residual import PCAResidual
 from baselines.pool import PoolAE
 from baselines.stae import STAE
+from dfr.data.inpaint import inpaint_boxes
 
 __all__ = ["CAE", "ConvLSTMAE", "PCAResidual", "PatchMemoryBank", "PoolAE", "STAE", "inpaint_boxes"]

@@ -6,12 +6,17 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import INFERENCE_BATCH, PixelModel, ReconstructionError, check_size, resize, to_gray
-from dfr.data import ImageDataset, Mapped
-from dfr.scoring import ScoringSettings
+from baselines._common import (
+    INFERENCE_BATCH,
+    PixelModel,
+    ReconstructionError,
+    reconstruction_loss,
+)
+from dfr.api import params
+from dfr.data.datasets import ImageDataset, Mapped
+from dfr.data.io import resize_image, to_gray
 
 # The source's fixed rule: a pixel is anomalous when the 4x4 box sum of |error| x 255 exceeds 4·255.
 FIXED_THRESHOLD = 4.0 * 255.0
@@ -68,7 +73,7 @@ class CAE(PixelModel):
         epochs, batch_size, learning_rate, weight_decay: Adam on the mean squared error.
         threshold_rule: ``"target_fpr"`` (default: the shared rule, fitted on held-out normal
             data) or ``"fixed"`` (the source's ``4 x 255``, in the map's unit).
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        common: ``scoring``, ``seed``, ``device``; see :class:`dfr.AnomalyModel`.
     """
 
     PRESETS = {
@@ -77,6 +82,18 @@ class CAE(PixelModel):
         "cpu": {"image_size": 64, "channels": 16, "bottleneck": 256, "epochs": 40, "batch_size": 16,
                 "learning_rate": 1e-3, "weight_decay": 1e-5},
     }
+
+    datasets = ("mvtec", "ucsd")
+    PARAMETERS = {
+        "image_size": params.size_rule(lambda side: side >= 16 and side % 4 == 0, "a multiple of 4 and at least 16"),
+        "channels": params.positive_int,
+        "bottleneck": params.positive_int,
+        "threshold_rule": params.literal("target_fpr", "fixed"),
+    }
+    CONSTRAINTS = (params.Constraint(
+        ("threshold_rule", "scoring"), lambda rule, scoring: rule != "fixed" or not scoring.normalise_positions,
+        "threshold_rule='fixed' is in raw error units and cannot apply to maps divided by their normal level "
+        "(normalise_positions=True); use threshold_rule='target_fpr'"),)
 
     def __init__(
         self,
@@ -90,11 +107,9 @@ class CAE(PixelModel):
         learning_rate: float | None = None,
         weight_decay: float | None = None,
         threshold_rule: str = "target_fpr",
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **common: Any,
     ) -> None:
-        super().__init__(scoring=scoring, seed=seed, device=device)
+        super().__init__(**common)
         self.preset = preset
         self.image_size = image_size
         self.channels = channels
@@ -105,30 +120,19 @@ class CAE(PixelModel):
         self.weight_decay = weight_decay
         self.threshold_rule = threshold_rule
 
-    def _validate(self) -> dict[str, Any]:
-        settings = self.settings()
-        check_size("CAE", settings["image_size"], lambda s: s >= 16 and s % 4 == 0, "a multiple of 4 and at least 16")
-        if self.threshold_rule not in ("target_fpr", "fixed"):
-            raise ValueError(f"threshold_rule must be 'target_fpr' or 'fixed', got {self.threshold_rule!r}")
-        if self.threshold_rule == "fixed" and self.scoring.normalise_positions:
-            raise ValueError("threshold_rule='fixed' is in raw error units and cannot apply to maps divided by "
-                             "their normal level (normalise_positions=True); use threshold_rule='target_fpr'")
-        return settings
-
     def _network(self) -> CAENetwork:
-        settings = self._validate()
+        settings = self.settings()
         return CAENetwork(settings["image_size"], settings["channels"], settings["bottleneck"])
 
     def _input(self, image: np.ndarray) -> torch.Tensor:
         """One image → its network input (1, S, S) float32 on CPU."""
         size = self.settings()["image_size"]
-        return torch.from_numpy(resize(to_gray(image), size, size))[None]
+        return torch.from_numpy(resize_image(to_gray(image), size, size))[None]
 
     def _fit(self, images: ImageDataset) -> None:
-        settings = self._validate()
         with self._seeded():
             self.network_ = self._network().to(self.device_)
-            self._train(Mapped(images, self._input), lambda batch: F.mse_loss(self.network_(batch), batch), settings)
+            self._train(Mapped(images, self._input), reconstruction_loss, self.settings())
 
     def _fit_scoring(self, held_out: ImageDataset) -> None:
         super()._fit_scoring(held_out)
@@ -138,7 +142,7 @@ class CAE(PixelModel):
     def _inference_network(self) -> ReconstructionError:
         return ReconstructionError(self.network_, power=1, scale=255.0, channel_mean=True)
 
-    def _input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> dict[str, Any]:
         size = self.settings()["image_size"]
         return {"shape": [None, 1, size, size], "layout": "NCHW", "channels": "gray", "range": [0.0, 1.0],
                 "normalisation": None, "resize": "bilinear to the network size"}
@@ -151,5 +155,5 @@ class CAE(PixelModel):
             for error in errors:
                 height, width = images[len(maps)].shape[:2]
                 heat = cv2.boxFilter(error, -1, (BOX, BOX), normalize=False, borderType=cv2.BORDER_CONSTANT)
-                maps.append(resize(heat, height, width).astype(np.float32))
+                maps.append(resize_image(heat, height, width).astype(np.float32))
         return maps

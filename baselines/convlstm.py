@@ -6,9 +6,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from baselines._common import check_size
 from baselines.video import ClipModel
-from dfr.scoring import ScoringSettings
+from dfr.api import params
 
 
 def _valid_size(size: int) -> bool:
@@ -97,16 +96,14 @@ class ConvLSTMAE(ClipModel):
             1e-4, batch 8, 30 epochs over all windows; meant for a GPU) or ``"cpu"`` (59x59,
             conv 32/16, ConvLSTM 16/8/16, lr 3e-3, 20 epochs of at most 128 windows).
             Arguments left as ``None`` take the preset's value; :meth:`settings` shows them.
-        window: frames per window T (10 in the source).
-        strides: frame strides of the training windows (1, 2, 3, 4: the source's augmentation).
-        test_hop: frames between the starts of prediction windows (1: every window).
         temporal: ``"seq2seq"`` or ``"stepwise"`` (see above).
         image_size: side S of the network input; S = 8k + 3, at least 27 (…, 59, 67, …, 227).
         conv_channels: widths (c1, c2) of the two per-frame convolutions.
         lstm_channels: widths (l1, l2, l3) of the three ConvLSTM cells.
         windows_per_epoch: random training windows per epoch (``None``: all of them).
         epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        clip: ``window``, ``strides``, ``test_hop`` (see :class:`baselines.video.ClipModel`), ``scoring``,
+            ``seed``, ``device`` (see :class:`dfr.AnomalyModel`).
     """
 
     PRESETS = {
@@ -116,13 +113,17 @@ class ConvLSTMAE(ClipModel):
                 "windows_per_epoch": 128, "epochs": 20, "batch_size": 8, "learning_rate": 3e-3},
     }
 
+    PARAMETERS = {
+        "image_size": params.size_rule(_valid_size, "8k + 3 and at least 27"),
+        "temporal": params.literal("seq2seq", "stepwise"),
+        "conv_channels": params.sequence_of(params.positive_int, 2),
+        "lstm_channels": params.sequence_of(params.positive_int, 3),
+    }
+
     def __init__(
         self,
         preset: str = "source",
         *,
-        window: int = 10,
-        strides: Sequence[int] = (1, 2, 3, 4),
-        test_hop: int = 1,
         temporal: str = "seq2seq",
         image_size: int | None = None,
         conv_channels: Sequence[int] | None = None,
@@ -131,13 +132,9 @@ class ConvLSTMAE(ClipModel):
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **clip: Any,
     ) -> None:
-        super().__init__(
-            window=window, strides=strides, test_hop=test_hop, scoring=scoring, seed=seed, device=device,
-        )
+        super().__init__(**clip)
         self.preset = preset
         self.temporal = temporal
         self.image_size = image_size
@@ -149,11 +146,5 @@ class ConvLSTMAE(ClipModel):
         self.learning_rate = learning_rate
 
     def _network(self) -> ConvLSTMNetwork:
-        settings = self._validate()
-        check_size("ConvLSTMAE", settings["image_size"], _valid_size, "8k + 3 and at least 27")
-        if self.temporal not in ("seq2seq", "stepwise"):
-            raise ValueError(f"temporal must be 'seq2seq' or 'stepwise', got {self.temporal!r}")
-        if len(settings["conv_channels"]) != 2 or len(settings["lstm_channels"]) != 3:
-            raise ValueError("ConvLSTMAE needs two conv_channels and three lstm_channels, got "
-                             f"{settings['conv_channels']} and {settings['lstm_channels']}")
+        settings = self.settings()
         return ConvLSTMNetwork(tuple(settings["conv_channels"]), tuple(settings["lstm_channels"]), self.temporal)

@@ -5,9 +5,9 @@ from typing import Any
 
 import torch
 
-from dfr.data import ImageDataset
-from dfr.feature_model import RegionalFeatureModel, positive_int
-from dfr.scoring import ScoringSettings
+from dfr.api import params
+from dfr.data.datasets import ImageDataset
+from dfr.models.feature_model import RegionalFeatureModel
 
 #: Bank rows per block when scoring a batch of feature maps (all its positions at once, so
 #: that the exported graph keeps a free batch axis): batch x positions x 1024 floats at a time.
@@ -66,8 +66,8 @@ class PatchMemoryBank(RegionalFeatureModel):
     size. The map is resized bilinearly to the input's size.
 
     Args:
-        backbone, weights, layers, image_size, reflect_padding, official_border: the
-            features, as for :class:`dfr.DFR`.
+        features: ``backbone``, ``weights``, ``layers``, ``image_size``, ``reflect_padding``,
+            ``official_border``, ``scoring``, ``seed``, ``device``, as for :class:`dfr.DFR`.
         positions_per_image: positions sampled per training image, or ``"auto"`` (51 200
             vectors in all).
         coreset_fraction: share of the sampled vectors kept in the bank, in (0, 1]; 1 keeps all.
@@ -75,45 +75,30 @@ class PatchMemoryBank(RegionalFeatureModel):
             search cost (docs/feature_heads.md).
         projection_dim: dimensions of the random projection used to pick the coreset
             (``None``: none).
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
 
     Learned attributes: ``bank_`` (k, C) float32, ``threshold_``, ``score_stats_``.
     """
 
+    PARAMETERS = {
+        "positions_per_image": params.one_of("auto", params.positive_int),
+        "coreset_fraction": params.interval(0, 1, low_open=True),
+        "projection_dim": params.one_of(None, params.positive_int),
+    }
+
     def __init__(
         self,
         *,
-        backbone: str = "vgg19",
-        weights: str | None = "imagenet",
-        layers: tuple[str, ...] | list[str] | None = None,
-        image_size: int = 256,
-        reflect_padding: bool = True,
-        official_border: bool = False,
         positions_per_image: int | str = "auto",
         coreset_fraction: float = 0.05,
         projection_dim: int | None = 128,
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **features: Any,
     ) -> None:
-        super().__init__(
-            backbone=backbone, weights=weights, layers=layers, image_size=image_size,
-            reflect_padding=reflect_padding, official_border=official_border, scoring=scoring, seed=seed, device=device,
-        )
+        super().__init__(**features)
         self.positions_per_image = positions_per_image
         self.coreset_fraction = coreset_fraction
         self.projection_dim = projection_dim
 
-    def _validate(self) -> None:
-        self._check_features()
-        self._check_positions_per_image()
-        if not 0.0 < self.coreset_fraction <= 1.0:
-            raise ValueError(f"coreset_fraction must lie in (0, 1], got {self.coreset_fraction}")
-        if self.projection_dim is not None and not positive_int(self.projection_dim):
-            raise ValueError(f"projection_dim must be a positive integer or None, got {self.projection_dim!r}")
-
     def _fit(self, images: ImageDataset) -> None:
-        self._validate()
         with self._seeded() as rng:
             self._build_extractor(self.weights)
             per_image = self._cache_per_image(self.positions_per_image, len(images))
@@ -130,5 +115,4 @@ class PatchMemoryBank(RegionalFeatureModel):
         return {"bank": self.bank_.cpu()}
 
     def _load_head_state(self, state: dict[str, Any]) -> None:
-        self._validate()
         self.bank_ = state["bank"].float().to(self.device_)

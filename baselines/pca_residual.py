@@ -5,9 +5,13 @@ from typing import Any
 
 import torch
 
-from dfr.data import ImageDataset
-from dfr.feature_model import RegionalFeatureModel, latent_size, positive_int, principal_components
-from dfr.scoring import ScoringSettings
+from dfr.api import params
+from dfr.data.datasets import ImageDataset
+from dfr.models.feature_model import (
+    RegionalFeatureModel,
+    latent_size,
+    principal_components,
+)
 
 
 class PCAResidual(RegionalFeatureModel):
@@ -20,52 +24,37 @@ class PCAResidual(RegionalFeatureModel):
     ``d``, in the same unit as DFR's map. The map is resized bilinearly to the input's size.
 
     Args:
-        backbone, weights, layers, image_size, reflect_padding, official_border: the
-            features, as for :class:`dfr.DFR`.
+        features: ``backbone``, ``weights``, ``layers``, ``image_size``, ``reflect_padding``,
+            ``official_border``, ``scoring``, ``seed``, ``device``, as for :class:`dfr.DFR`.
         explained_variance: PCA variance fraction that fixes the latent size.
         latent_dim: fix the latent size instead.
         positions_per_image: positions sampled per training image for the PCA, or ``"auto"``
             (51 200 vectors in all, as DFR's cpu preset caches).
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
 
     Learned attributes: ``mean_`` (C,), ``components_`` (C, d), ``latent_dim_``,
     ``explained_variance_ratio_`` (first ``d`` entries), ``threshold_``, ``score_stats_``.
     """
 
+    PARAMETERS = {
+        "explained_variance": params.interval(0, 1, low_open=True),
+        "latent_dim": params.one_of(None, params.positive_int),
+        "positions_per_image": params.one_of("auto", params.positive_int),
+    }
+
     def __init__(
         self,
         *,
-        backbone: str = "vgg19",
-        weights: str | None = "imagenet",
-        layers: tuple[str, ...] | list[str] | None = None,
-        image_size: int = 256,
-        reflect_padding: bool = True,
-        official_border: bool = False,
         explained_variance: float = 0.9,
         latent_dim: int | None = None,
         positions_per_image: int | str = "auto",
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **features: Any,
     ) -> None:
-        super().__init__(
-            backbone=backbone, weights=weights, layers=layers, image_size=image_size,
-            reflect_padding=reflect_padding, official_border=official_border, scoring=scoring, seed=seed, device=device,
-        )
+        super().__init__(**features)
         self.explained_variance = explained_variance
         self.latent_dim = latent_dim
         self.positions_per_image = positions_per_image
 
-    def _validate(self) -> None:
-        self._check_features()
-        if not 0.0 < self.explained_variance <= 1.0:
-            raise ValueError(f"explained_variance must lie in (0, 1], got {self.explained_variance}")
-        if self.latent_dim is not None and not positive_int(self.latent_dim):
-            raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}")
-        self._check_positions_per_image()
-
     def _fit(self, images: ImageDataset) -> None:
-        self._validate()
         with self._seeded() as rng:
             self._build_extractor(self.weights)
             per_image = self._cache_per_image(self.positions_per_image, len(images))
@@ -93,6 +82,5 @@ class PCAResidual(RegionalFeatureModel):
         }
 
     def _load_head_state(self, state: dict[str, Any]) -> None:
-        self._validate()
         self._set_subspace(state["mean"].float(), state["components"].float())
         self.explained_variance_ratio_ = list(state["explained_variance_ratio"])

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from baselines._common import PixelModel, ReconstructionError, resize
+from baselines._common import PixelModel, ReconstructionError
 from dfr import distributed
-from dfr.data import ImageDataset
-from dfr.scoring import ScoringSettings
+from dfr.api import params
+from dfr.data.datasets import ImageDataset
+from dfr.data.io import resize_image
 
 KERNELS = (3, 5, 7, 9)
 STEP = 2 ** len(KERNELS)  # network sides must be multiples of this
@@ -85,7 +86,7 @@ class PoolAE(PixelModel):
             ``epochs="auto"`` (the cpu preset's) takes the fewest epochs that give
             ``TRAINING_STEPS`` optimiser steps, so that fitting costs about the same whatever
             the number of images.
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        common: ``scoring``, ``seed``, ``device``; see :class:`dfr.AnomalyModel`.
     """
 
     fits_in_regions = True
@@ -94,6 +95,19 @@ class PoolAE(PixelModel):
                    "batch_size": 8, "learning_rate": 1e-3},
         "cpu": {"channels": (16, 32, 48, 64), "crop_size": 128, "crops_per_image": 16, "epochs": "auto",
                 "batch_size": 8, "learning_rate": 1e-3},
+    }
+
+    datasets = ("pool",)
+    PARAMETERS = {
+        "width": params.one_of(None, params.positive_int),
+        "channels": params.sequence_of(params.positive_int, len(KERNELS)),
+        "crop_size": params.size_rule(lambda side: side >= STEP and side % STEP == 0, f"a positive multiple of {STEP}"),
+        "crops_per_image": params.positive_int,
+        "flip": params.boolean,
+        "max_rotation": params.non_negative,
+        "brightness": params.interval(0, 1, high_open=True),
+        "saturation": params.interval(0, 1, high_open=True),
+        "epochs": params.one_of("auto", params.positive_int),
     }
 
     def __init__(
@@ -111,11 +125,9 @@ class PoolAE(PixelModel):
         epochs: int | str | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **common: Any,
     ) -> None:
-        super().__init__(scoring=scoring, seed=seed, device=device)
+        super().__init__(**common)
         self.preset = preset
         self.width = width
         self.channels = None if channels is None else tuple(channels)
@@ -132,12 +144,7 @@ class PoolAE(PixelModel):
     # ----------------------------------------------------------------- hooks
 
     def _network(self) -> PoolNetwork:
-        settings = self.settings()
-        if len(settings["channels"]) != len(KERNELS):
-            raise ValueError(f"PoolAE channels must be {len(KERNELS)} widths, got {settings['channels']}")
-        if settings["crop_size"] < STEP or settings["crop_size"] % STEP:
-            raise ValueError(f"crop_size must be a positive multiple of {STEP}, got {settings['crop_size']}")
-        return PoolNetwork(tuple(settings["channels"]))
+        return PoolNetwork(tuple(self.settings()["channels"]))
 
     def _prepare(self, image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network-sized RGB image (h, w, 3), outside filled with the region's mean colour, and
@@ -148,23 +155,23 @@ class PoolAE(PixelModel):
         height, width = region.shape
         if self.width is not None:
             height, width = max(1, round(height * self.width / width)), self.width
-        return resize(filled, height, width), resize(region.astype(np.float32), height, width)
+        return resize_image(filled, height, width), resize_image(region.astype(np.float32), height, width)
 
     def _fit(self, pairs: ImageDataset) -> None:
         settings = self.settings()
         if settings["epochs"] == "auto":
             steps_per_epoch = math.ceil(distributed.total(len(pairs)) * settings["crops_per_image"] / settings["batch_size"])
             settings["epochs"] = math.ceil(TRAINING_STEPS / steps_per_epoch)
-        elif isinstance(settings["epochs"], bool) or not isinstance(settings["epochs"], int) or settings["epochs"] < 1:
-            raise ValueError(f"epochs must be a positive integer or 'auto', got {settings['epochs']!r}")
         with self._seeded():
             self.network_ = self._network().to(self.device_)
             crops = _Crops(self, pairs, settings["crops_per_image"], settings["crop_size"])
             self._train(crops, self._masked_loss, settings)
 
-    def _masked_loss(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over the pixels inside the regions (weights (B, 1, h, w))."""
-        squared = (self.network_(images) - images).pow(2).mean(1, keepdim=True)
+    @staticmethod
+    def _masked_loss(network: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error over the pixels inside the regions: ``batch`` is (images, weights (B, 1, h, w))."""
+        images, weights = batch
+        squared = (network(images) - images).pow(2).mean(1, keepdim=True)
         return (squared * weights).sum() / weights.sum().clamp_min(1.0)
 
     def _augment(self, image: np.ndarray, weight: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +203,7 @@ class PoolAE(PixelModel):
     def _inference_network(self) -> ReconstructionError:
         return ReconstructionError(self.network_, power=2, channel_mean=True)
 
-    def _input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> dict[str, Any]:
         return {"shape": [None, 3, None, None], "layout": "NCHW", "channels": "RGB", "range": [0.0, 1.0],
                 "normalisation": None, "multiple_of": STEP,
                 "resize": f"to width {self.width} (aspect kept), outside the region filled with its mean colour, "
@@ -211,7 +218,7 @@ class PoolAE(PixelModel):
             padded = np.pad(prepared, ((0, -height % STEP), (0, -width % STEP), (0, 0)), mode="edge")
             batch = torch.from_numpy(padded).permute(2, 0, 1)[None]
             squared = self._run_network(batch)[0, :height, :width].numpy()
-            full = resize(squared, *region.shape)
+            full = resize_image(squared, *region.shape)
             maps.append(np.where(region, full, 0.0).astype(np.float32))
         return maps
 

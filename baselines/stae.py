@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import ReconstructionError, check_size
+from baselines._common import ReconstructionError
 from baselines.video import ClipModel
-from dfr.scoring import ScoringSettings
+from dfr.api import params
 
 
 def _code_side(size: int) -> int:
@@ -93,15 +93,13 @@ class STAE(ClipModel):
             30 epochs over all windows; meant for a GPU) or ``"cpu"`` (115x115, channels
             32/16/16, lr 3e-3, 20 epochs of at most 128 windows). Arguments left as ``None``
             take the preset's value; :meth:`settings` shows what a fit uses.
-        window: frames per window T (10 in the source).
-        strides: frame strides of the training windows (1, 2, 3, 4: the source's augmentation).
-        test_hop: frames between the starts of prediction windows (1: every window).
         image_size: side S of the network input; the unpadded layers need S = 16k + 19 with
             S >= 83 (83, 99, 115, …, 227, …).
         channels: widths (c1, c2, c3) of the three encoder convolutions.
         windows_per_epoch: random training windows per epoch (``None``: all of them).
         epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        clip: ``window``, ``strides``, ``test_hop`` (see :class:`baselines.video.ClipModel`), ``scoring``,
+            ``seed``, ``device`` (see :class:`dfr.AnomalyModel`).
     """
 
     PRESETS = {
@@ -111,26 +109,24 @@ class STAE(ClipModel):
                 "batch_size": 16, "learning_rate": 3e-3},
     }
 
+    PARAMETERS = {
+        "image_size": params.size_rule(lambda side: _code_side(side) >= 1, "16k + 19 and at least 83"),
+        "channels": params.sequence_of(params.positive_int, 3),
+    }
+
     def __init__(
         self,
         preset: str = "source",
         *,
-        window: int = 10,
-        strides: Sequence[int] = (1, 2, 3, 4),
-        test_hop: int = 1,
         image_size: int | None = None,
         channels: Sequence[int] | None = None,
         windows_per_epoch: int | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | None = None,
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **clip: Any,
     ) -> None:
-        super().__init__(
-            window=window, strides=strides, test_hop=test_hop, scoring=scoring, seed=seed, device=device,
-        )
+        super().__init__(**clip)
         self.preset = preset
         self.image_size = image_size
         self.channels = None if channels is None else tuple(channels)
@@ -140,11 +136,7 @@ class STAE(ClipModel):
         self.learning_rate = learning_rate
 
     def _network(self) -> STAENetwork:
-        settings = self._validate()
-        check_size("STAE", settings["image_size"], lambda s: _code_side(s) >= 1, "16k + 19 and at least 83")
-        if len(settings["channels"]) != 3:
-            raise ValueError(f"STAE channels must be three widths (c1, c2, c3), got {settings['channels']}")
-        return STAENetwork(self.window, tuple(settings["channels"]))
+        return STAENetwork(self.window, tuple(self.settings()["channels"]))
 
     def _inference_network(self) -> ReconstructionError:
         """The trained network with its last transposed convolution computed as a sub-pixel

@@ -1,115 +1,26 @@
-"""Clip models: reading clips, training windows, one map and one score per input frame.
+"""Clip models: training windows, one map and one score per input frame.
 
 A clip is a folder of frames, or an array (T, H, W[, C]); ``data`` is one clip or a list of
-them (list of folders or list of arrays). Frames follow the channel rule of :mod:`dfr.io`
+them (list of folders or list of arrays). Frames follow the channel rule of :mod:`dfr.data.io`
 and are then converted to gray. Outputs of all clips are concatenated in input order: frame
 ``t`` of clip ``k`` is output ``sum(len(clip) for clip in clips[:k]) + t``.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from baselines._common import PixelModel, ReconstructionError, resize, to_gray
+from baselines._common import PixelModel, ReconstructionError, reconstruction_loss
 from dfr import distributed
-from dfr.io import decode_source, list_images
+from dfr.api import params
+from dfr.data.clips import ClipDataset, gray_clip
+from dfr.data.io import resize_image, to_gray
 from dfr.scoring import ScoringSettings
 
 WINDOW_BATCH = 8
-
-
-class ClipDataset(Dataset):
-    """Clips whose frames are read on access.
-
-    ``data``: a folder of frames (naturally sorted), a list of such folders, one array
-    (T, H, W) or (T, H, W, C), or a list of such arrays. Item ``i`` is clip ``i`` as float32
-    (T, H, W) gray in [0, 1]; :meth:`window` reads only some of its frames.
-    """
-
-    def __init__(self, data: Any) -> None:
-        if isinstance(data, (str, os.PathLike, np.ndarray)):
-            data = [data]
-        if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
-            raise TypeError(f"cannot read clips from {type(data).__name__}: give a folder of frames, folders or arrays")
-        if len(data) == 0:
-            raise ValueError("got an empty list of clips")
-        if not (all(isinstance(item, (str, os.PathLike)) for item in data)
-                or all(isinstance(item, np.ndarray) for item in data)):
-            raise TypeError("a list of clips must hold only folders or only arrays (T, H, W[, C])")
-        self.sources = [_clip_sources(clip, index) for index, clip in enumerate(data)]
-        self.names = [Path(clip).name if isinstance(clip, (str, os.PathLike)) else f"clip_{index}"
-                      for index, clip in enumerate(data)]
-        self.labels = [os.fspath(clip) if isinstance(clip, (str, os.PathLike)) else f"clip {index}"
-                       for index, clip in enumerate(data)]
-
-    has_regions = False
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"clip {index} of {len(self)}")
-        return gray_clip(self.frames(index), self.labels[index])
-
-    def lengths(self) -> list[int]:
-        return [len(sources) for sources in self.sources]
-
-    def frames(self, index: int, which: Sequence[int] | None = None) -> list[np.ndarray]:
-        """Frames ``which`` (default: all) of clip ``index`` by the channel rule, colour kept."""
-        sources = self.sources[index]
-        chosen = range(len(sources)) if which is None else which
-        try:
-            return [decode_source(sources[t], f"frame_{t}") for t in chosen]
-        except ValueError as error:
-            raise ValueError(f"{self.labels[index]}: {error}") from None
-
-    def size(self, index: int) -> tuple[int, int]:
-        return self.frames(index, [0])[0].shape[:2]
-
-    def subset(self, indices: Sequence[int]) -> "ClipDataset":
-        return self._with([(self.sources[i], self.names[i], self.labels[i]) for i in indices])
-
-    def frame_range(self, index: int, start: int, stop: int) -> "ClipDataset":
-        """Clip ``index`` cut to its frames ``start:stop``, as a dataset of one clip."""
-        return self._with([(self.sources[index][start:stop], self.names[index], self.labels[index])])
-
-    def with_pairs(self, pairs: bool) -> "ClipDataset":
-        return self
-
-    def _with(self, clips: list[tuple[list, str, str]]) -> "ClipDataset":
-        subset = object.__new__(ClipDataset)
-        subset.sources, subset.names, subset.labels = ([clip[part] for clip in clips] for part in range(3))
-        return subset
-
-
-def gray_clip(frames: list[np.ndarray], label: str) -> np.ndarray:
-    """A clip's frames (H, W, C) as one float32 (T, H, W) gray array; frames must share a size."""
-    shapes = {frame.shape[:2] for frame in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"{label}: frames differ in size ({sorted(shapes)}); all frames of a clip must share one size")
-    return np.stack([to_gray(frame) for frame in frames])
-
-
-def _clip_sources(clip: Any, index: int) -> list:
-    """One clip's frames unread: the folder's image paths, or the array's frames."""
-    if isinstance(clip, (str, os.PathLike)):
-        folder = Path(clip)
-        if not folder.is_dir():
-            raise ValueError(f"{folder}: a clip must be a folder of frames (extract the frames of a video file first)")
-        return list_images(folder)
-    if clip.ndim not in (3, 4) or (clip.ndim == 3 and clip.shape[2] <= 4):
-        raise ValueError(f"clip {index}: expected an array (T, H, W) or (T, H, W, C), got shape {clip.shape}; "
-                         "a single frame is a clip of one frame: pass frame[None]")
-    if len(clip) == 0:
-        raise ValueError(f"clip {index} has no frames")
-    return list(clip)
 
 
 def mirror_indices(length: int, total: int) -> np.ndarray:
@@ -161,39 +72,35 @@ class ClipModel(PixelModel):
     Threshold: held out from ``fit``'s data are whole clips (a seeded ``validation_fraction``
     of them, at least one) when there are two clips or more, and the last
     ``validation_fraction`` of the frames when there is one clip.
+
+    Args:
+        window: frames per window T (10 in the source).
+        strides: frame strides of the training windows (1, 2, 3, 4: the source's augmentation).
+        test_hop: frames between the starts of prediction windows (1: every window).
+        common: ``scoring``, ``seed``, ``device``; see :class:`dfr.AnomalyModel`.
     """
 
     input_kind = "clips"
     takes_region_masks = False
-    _output_layout = "NTHW"
+    output_layout = "NTHW"
 
-    def __init__(
-        self,
-        *,
-        window: int,
-        strides: Sequence[int],
-        test_hop: int,
-        scoring: ScoringSettings | dict[str, Any] | None,
-        seed: int,
-        device: str,
-    ) -> None:
-        super().__init__(scoring=scoring, seed=seed, device=device)
+    datasets = ("ucsd",)
+    PARAMETERS = {
+        "window": params.positive_int,
+        "strides": params.sequence_of(params.positive_int),
+        "test_hop": params.positive_int,
+        "batch_size": params.at_least(2),  # batch normalisation
+        "windows_per_epoch": params.one_of(None, params.positive_int),
+    }
+    CONSTRAINTS = (params.Constraint(("test_hop", "window"), lambda hop, window: hop <= window,
+                                     "test_hop must lie in 1 … window so that windows cover every frame"),)
+
+    def __init__(self, *, window: int = 10, strides: Sequence[int] = (1, 2, 3, 4), test_hop: int = 1,
+                 **common: Any) -> None:
+        super().__init__(**common)
         self.window = window
-        self.strides = tuple(int(stride) for stride in strides)
+        self.strides = tuple(strides)
         self.test_hop = test_hop
-
-    def _validate(self) -> dict[str, Any]:
-        settings = self.settings()
-        if self.window < 1:
-            raise ValueError(f"window must be at least 1, got {self.window}")
-        if not self.strides or min(self.strides) < 1:
-            raise ValueError(f"strides must be positive integers, got {self.strides}")
-        if settings["batch_size"] < 2:
-            raise ValueError(f"batch_size must be at least 2 (batch normalisation), got {settings['batch_size']}")
-        if not 1 <= self.test_hop <= self.window:
-            raise ValueError(f"test_hop must lie in 1 … window={self.window} so that windows cover every frame, "
-                             f"got {self.test_hop}")
-        return settings
 
     # ----------------------------------------------------------------- public API
 
@@ -259,14 +166,13 @@ class ClipModel(PixelModel):
         return clips.frame_range(0, 0, length - held), clips.frame_range(0, length - held, length)
 
     def _fit(self, clips: ClipDataset) -> None:
-        settings = self._validate()
+        settings = self.settings()
         with distributed.together():
             windows = _Windows(self, clips, self._training_windows(clips.lengths()))
         per_epoch = settings["windows_per_epoch"] and min(settings["windows_per_epoch"], distributed.total(len(windows)))
         with self._seeded():
             self.network_ = self._network().to(self.device_)
-            self._train(windows, lambda batch: F.mse_loss(self.network_(batch), batch), settings,
-                        samples_per_epoch=per_epoch)
+            self._train(windows, reconstruction_loss, settings, samples_per_epoch=per_epoch)
 
     def _fit_scoring(self, held_out: ClipDataset) -> None:
         super()._fit_scoring(held_out)
@@ -278,7 +184,7 @@ class ClipModel(PixelModel):
     def _inputs(self, frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
         """(T, H, W) gray or T (H, W, C) frames → (T, S, S) float32 network input on CPU."""
         size = self.settings()["image_size"]
-        return torch.from_numpy(np.stack([resize(frame if frame.ndim == 2 else to_gray(frame), size, size)
+        return torch.from_numpy(np.stack([resize_image(frame if frame.ndim == 2 else to_gray(frame), size, size)
                                           for frame in frames]))
 
     def _training_windows(self, lengths: list[int]) -> np.ndarray:
@@ -297,7 +203,7 @@ class ClipModel(PixelModel):
     def _inference_network(self) -> ReconstructionError:
         return ReconstructionError(self.network_, power=2)
 
-    def _input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> dict[str, Any]:
         size = self.settings()["image_size"]
         return {"shape": [None, self.window, size, size], "layout": "NTHW", "channels": "gray", "range": [0.0, 1.0],
                 "normalisation": None, "resize": "bilinear to the network size",
@@ -314,7 +220,7 @@ class ClipModel(PixelModel):
         inputs = self._inputs(gray_clip(frames, "stream"))
         order = (len(inputs) - 1 - mirror_indices(len(inputs), self.window))[::-1].copy()
         error = self._run_network(inputs[torch.from_numpy(order)][None])[0, -1].numpy()
-        maps = FrameMaps([resize(error, *frames[-1].shape[:2])])
+        maps = FrameMaps([resize_image(error, *frames[-1].shape[:2])])
         maps.scores = np.array([error.sum(dtype=np.float64)])
         return self._postprocess(maps)
 
@@ -336,7 +242,7 @@ class ClipModel(PixelModel):
                 errors[t:t + self.window] += error
                 counts[t:t + self.window] += 1
         errors = (errors[:length] / counts[:length, None, None]).astype(np.float32)
-        return [resize(error, height, width) for error in errors], errors.reshape(length, -1).sum(1, dtype=np.float64)
+        return [resize_image(error, height, width) for error in errors], errors.reshape(length, -1).sum(1, dtype=np.float64)
 
 
 class _Windows(Dataset):

@@ -2,7 +2,7 @@
 
 Every head scores the same regional features of the same backbone and weights: DFR (cpu
 preset, optionally the paper preset), the PCA residual and the patch memory bank. Data are
-planted-defect crops of every texture in ``dfr.synthetic`` (photos and procedural), defects
+planted-defect crops of every texture in ``dfr.data.synthetic.defects`` (photos and procedural), defects
 of five kinds. Two disjoint seeds give two splits: choose settings on ``--split validation``
 and report ``--split test``, never the other way round.
 
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from dfr import DFR, ScoringSettings, metrics, scoring
-from dfr.synthetic import TEXTURES, defect_dataset
+from dfr.data.synthetic.defects import TEXTURES, defect_dataset
 
 BACKBONES = {"effnet": ("timm:tf_efficientnet_lite0", "imagenet"), "vgg": ("vgg19", None)}
 HEADS = ("dfr", "dfr-paper", "pca-residual", "memory-bank")

@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 
 from dfr import DFR
+from dfr.data.synthetic.defects import TEXTURES, defect_dataset
 from dfr.metrics import pixel_auroc, pro_auc
-from dfr.synthetic import TEXTURES, defect_dataset
 
 
 def fit_and_map(preset: str, data, args, seed: int) -> tuple[np.ndarray, int, float]:

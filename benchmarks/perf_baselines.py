@@ -8,7 +8,7 @@ image and the share of it spent on masks and boxes (``predict`` against ``anomal
 parameter count, last training loss, and one detection metric (frame ROC-AUC,
 micro, for the video models on the test clips; pixel ROC-AUC for the CAE on the test frames
 and for the pool AE inside the pool on the swimmer boxes, with its box F1 and AP50 at IoU
-0.5). The pool AE gets the pool case's scoring (``benchmarks.models.POOL_SCORING``);
+0.5). The pool AE gets the pool case's scoring (``dfr.evaluation.tasks.POOL_SCORING``);
 ``--pool-epochs`` replaces its preset's training length, e.g. to compare with the 60 epochs
 of the previous cpu preset.
 
@@ -32,9 +32,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.datasets import boxes_to_mask, write_pool_like, write_ucsd_like
-from benchmarks.models import POOL_SCORING
 from dfr import metrics
+from dfr.data.readers import boxes_to_mask
+from dfr.data.synthetic import write_pool_like, write_ucsd_like
+from dfr.evaluation.tasks import POOL_SCORING
 
 MODELS = ("cae", "stae", "convlstm", "poolae")
 

@@ -33,8 +33,11 @@ import warnings
 import torch
 
 from dfr import DFR
-from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
-from dfr.synthetic import defect_dataset
+from dfr.data.synthetic.defects import defect_dataset
+from dfr.models.backbones.timm_backbone import (
+    OFFLINE_BACKBONE,
+    pretrained_offline_available,
+)
 
 DEFAULTS = {"cpu": {"images": 100, "epochs": None}, "paper": {"images": 8, "epochs": 1}}
 

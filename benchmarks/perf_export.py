@@ -26,11 +26,14 @@ import numpy as np
 import torch
 
 import dfr
-from baselines import CAE, ConvLSTMAE, PatchMemoryBank, PCAResidual, PoolAE, STAE
-from benchmarks.datasets import write_ucsd_like
+from baselines import CAE, STAE, ConvLSTMAE, PatchMemoryBank, PCAResidual, PoolAE
 from dfr import DFR
-from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
-from dfr.synthetic import defect_dataset
+from dfr.data.synthetic import write_ucsd_like
+from dfr.data.synthetic.defects import defect_dataset
+from dfr.models.backbones.timm_backbone import (
+    OFFLINE_BACKBONE,
+    pretrained_offline_available,
+)
 
 MODELS = ("dfr", "pca", "bank", "cae", "poolae", "stae", "convlstm")
 

@@ -33,8 +33,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
-from dfr.synthetic import defect_dataset
+from dfr.data.synthetic.defects import defect_dataset
+from dfr.models.backbones.timm_backbone import (
+    OFFLINE_BACKBONE,
+    pretrained_offline_available,
+)
 
 #: Runs the command given as arguments and prints the peak resident memory of the largest
 #: process of its tree in KiB and the CPU seconds (user + system) of the whole tree

@@ -3,7 +3,7 @@
 Writes a generated 240x360 MP4 (the pool-like scene of ``dfr demo``: swimming lanes, moving
 swimmers in some frames), fits each model on frames of the empty pool (CAE: cpu preset;
 DFR: cpu preset on EfficientNet-Lite0 ImageNet features where installed, else VGG19 with
-random weights), then streams the video through :func:`dfr.stream.stream_to_folder` (every
+random weights), then streams the video through :func:`dfr.deploy.stream.stream_to_folder` (every
 frame, as ``dfr stream`` reads a file) and prints frames per second, with the model file
 and with its ONNX export. Targets on a 2-core CPU: at least 25 frames/s for the raw-pixel
 baseline, at least 8 for DFR with EfficientNet-Lite0.
@@ -24,10 +24,13 @@ import numpy as np
 
 import dfr
 from baselines import CAE
-from benchmarks.datasets import write_pool_like
 from dfr import DFR
-from dfr.backbones.timm_backbone import OFFLINE_BACKBONE, pretrained_offline_available
-from dfr.stream import open_source, read_frames, stream_to_folder
+from dfr.data.synthetic import write_pool_like
+from dfr.deploy.stream import open_source, read_frames, stream_to_folder
+from dfr.models.backbones.timm_backbone import (
+    OFFLINE_BACKBONE,
+    pretrained_offline_available,
+)
 
 SIZE = (240, 360)
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.models import model_specs
-from benchmarks.tasks import Task
 from benchmarks.write_data import write_split
 from dfr import metrics, scoring
+from dfr.data.io import read_image
+from dfr.evaluation.models import bench_model
+from dfr.evaluation.tasks import Task
 
 GRID = {
     "seed_ratio": (1.0, 1.5, 2.0, 2.5, 3.0),
@@ -40,13 +41,13 @@ GRID = {
 
 
 def fitted_maps(task: Task, name: str, seed: int = 0):
-    """Fit ``name`` on ``task``; its smoothed test maps, regions, threshold and normal pixel median."""
-    model = model_specs()[name].build(task, seed)
+    """Fit ``name`` on ``task`` as ``dfr bench`` builds it; its smoothed test maps, regions and the seconds they took."""
+    model = bench_model(name, None).build(task.scoring, seed)
     regions = {"region_masks": task.train_regions} if task.train_regions and model.takes_region_masks else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(task.train, **regions)
-    test_regions = task.test_regions if regions else None
+        model.fit(task.training_data(), **regions)
+    test_regions = [read_image(path)[:, :, 0] > 0 for path in task.test_regions] if regions else None
     started = time.perf_counter()
     maps = list(model.anomaly_map(task.test, **({"region_masks": test_regions} if regions else {})))
     seconds = time.perf_counter() - started
@@ -55,7 +56,7 @@ def fitted_maps(task: Task, name: str, seed: int = 0):
 
 def sweep(task: Task, maps, regions, model) -> list[tuple[dict, dict]]:
     """Box metrics of every setting in ``GRID``, best box F1 first."""
-    truth = task.true_boxes()
+    truth = task.true_boxes(task.masks([m.shape for m in maps]))
     rows = []
     for values in itertools.product(*GRID.values()):
         settings = replace(model.scoring, **dict(zip(GRID, values)))

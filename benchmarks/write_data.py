@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import datasets
-from benchmarks.tasks import Task, mvtec_tasks, pool_task
+from dfr.data import synthetic
+from dfr.evaluation.tasks import Task, mvtec_tasks, pool_task
 
 SPLIT_SEEDS = {"validation": 1000, "test": 2000}
 POOL_IMAGES = 60
@@ -30,9 +30,9 @@ def write_split(dataset: str, root: Path, split: str, *, overwrite: bool = False
     """Write ``dataset`` (``"pool"`` or ``"mvtec"``) for ``split`` under ``root``; its tasks."""
     seed = SPLIT_SEEDS[split]
     if dataset == "pool":
-        datasets.write_pool_like(root, n_images=POOL_IMAGES, seed=seed, formats=("coco",), overwrite=overwrite)
+        synthetic.write_pool_like(root, n_images=POOL_IMAGES, seed=seed, formats=("coco",), overwrite=overwrite)
         return [pool_task(root, seed=seed)]
-    datasets.write_mvtec_like(root, MVTEC_TEXTURES, n_train=40, n_test=24, size=256, seed=seed, disjoint=False,
+    synthetic.write_mvtec_like(root, MVTEC_TEXTURES, n_train=40, n_test=24, size=256, seed=seed, disjoint=False,
                               overwrite=overwrite)
     return mvtec_tasks(root)
 
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     tasks = write_split(args.dataset, Path(args.out), args.split, overwrite=args.overwrite)
     print(f"wrote {args.dataset} ({args.split} split): "
-          + "; ".join(f"{task.name}: {len(task.train)} training, {len(task.test)} test images" for task in tasks))
+          + "; ".join(f"{task.name}: {len(task.training_data())} training, {len(task.test)} test images" for task in tasks))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,20 @@ binary masks and bounding boxes::
     prediction = model.predict("test/")
     model.save("model.dfr")
     model = dfr.load("model.dfr")
+
+Every model, dfr's own and those of installed packages such as ``baselines``, is in one
+registry: ``dfr.list_models()``, ``dfr.create_model(name, **params)``.
 """
-from dfr.dfr_model import DFR
-from dfr.model import AnomalyModel, load
-from dfr.prediction import Prediction
+from dfr import compat
+from dfr.api.model import AnomalyModel, load
+from dfr.api.prediction import ItemPrediction, Prediction
+from dfr.api.registry import create_model, list_models, model_info, register_model
+from dfr.models.dfr import DFR
 from dfr.scoring import ScoringSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["AnomalyModel", "DFR", "Prediction", "ScoringSettings", "load", "__version__"]
+__all__ = ["AnomalyModel", "DFR", "ItemPrediction", "Prediction", "ScoringSettings", "create_model", "list_models",
+           "load", "model_info", "register_model", "__version__"]
+
+compat.install()

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from dfr.prediction import Prediction
+from dfr.api.prediction import Prediction
 
 Maps = np.ndarray | Sequence[np.ndarray]
 Clips = Sequence[ArrayLike]

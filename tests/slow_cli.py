@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import cli, models
-from dfr import DFR, model, outputs
+from dfr import DFR
+from dfr.api.model import AnomalyModel
+from dfr.cli import app, evaluation
+from dfr.evaluation.models import BenchModel
+from dfr.outputs.writer import PredictionWriter
 
 
 def _started() -> None:
@@ -45,27 +48,27 @@ def _slow_add(add):
     return slowed
 
 
-def _tiny_specs(slow_b: bool):
-    def build(task, seed, name):
+def _tiny_models(slow_b: bool):
+    def build(seed, name):
         if name == "b" and slow_b:  # run_one has made b's run folder
             _started()
             time.sleep(60.0)
         return DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2, seed=seed)
 
-    def specs(vgg_weights):
-        return {name: models.ModelSpec(name, f"tiny DFR {name}", ("mvtec",),
-                                       lambda task, seed, name=name: build(task, seed, name)) for name in ("a", "b")}
-    return specs
+    def models(names, vgg_weights, **options):
+        return [BenchModel(name, f"tiny DFR {name}", ("mvtec",), lambda scoring, seed, name=name: build(seed, name))
+                for name in ("a", "b")]
+    return models
 
 
 def main(stage: str, argv: list[str]) -> int:
     if stage == "fit":
-        model.AnomalyModel.fit = _slow_fit(model.AnomalyModel.fit)
+        AnomalyModel.fit = _slow_fit(AnomalyModel.fit)
     elif stage == "predict":
-        outputs.PredictionWriter.add = _slow_add(outputs.PredictionWriter.add)
+        PredictionWriter.add = _slow_add(PredictionWriter.add)
     elif stage in ("bench", "resume"):
-        models.model_specs = _tiny_specs(slow_b=stage == "bench")
-    return cli.main(argv)
+        evaluation.bench_models = _tiny_models(slow_b=stage == "bench")
+    return app.main(argv)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from dfr import DFR
-from dfr.backbones import build_backbone, torchvision_compat
-from dfr.backbones.timm_backbone import (
-    OFFLINE_BACKBONE, PACKAGE_MEAN, from_package_layout, package_weights_path, pretrained_offline_available,
+from dfr.models.backbones import build_backbone, torchvision_compat
+from dfr.models.backbones.timm_backbone import (
+    OFFLINE_BACKBONE,
+    PACKAGE_MEAN,
+    from_package_layout,
+    package_weights_path,
+    pretrained_offline_available,
 )
 from tests.conftest import pixel_auc
 
@@ -33,8 +37,8 @@ def random_backbone(name: str):
 
 def test_core_does_not_import_timm_or_torchvision():
     code = (
-        "import sys; import dfr; from dfr import DFR; from dfr.backbones import build_backbone; "
-        "import dfr.backbones.timm_backbone; build_backbone('vgg19', None, warn=False); "
+        "import sys; import dfr; from dfr import DFR; from dfr.models.backbones import build_backbone; "
+        "import dfr.models.backbones.timm_backbone; build_backbone('vgg19', None, warn=False); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'timm', 'torchvision'}))"
     )
     assert run_python(code) == "[]"
@@ -48,7 +52,7 @@ try:
     raw = "ok"
 except RuntimeError as error:
     raw = str(error)
-from dfr.backbones.torchvision_compat import import_timm
+from dfr.models.backbones.torchvision_compat import import_timm
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     timm = import_timm()

@@ -12,7 +12,6 @@ from dfr.metrics import frame_auc, regularity_score
 from dfr.scoring import image_scores, smooth
 from tests.conftest import pixel_auc
 
-
 # ------------------------------------------------------------------------ generated data
 
 

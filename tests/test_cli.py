@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.cli import main
+from dfr.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 
@@ -61,7 +61,7 @@ def test_help_shows_an_example(command, capsys):
 
 
 def test_video_model_fits_on_clip_folders_and_predicts_one_output_per_frame(tmp_path, capsys):
-    from benchmarks.datasets import write_ucsd_like
+    from dfr.data.synthetic import write_ucsd_like
 
     data = write_ucsd_like(tmp_path / "ucsd", n_train_clips=2, n_test_clips=2, frames=12, size=(48, 64), seed=0)
     root = tmp_path / "ucsd" / "UCSDped2"

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dfr.data import ImageDataset, batches, chunks
+from dfr.data.datasets import ImageDataset, batches, chunks
 
 
 @pytest.fixture

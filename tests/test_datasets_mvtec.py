@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from benchmarks.datasets import load_test, load_train, read_mvtec, read_mvtec_category, write_mvtec_like
-from benchmarks.datasets._files import write_image
+from dfr.data.files import write_image
+from dfr.data.readers import load_test, load_train, read_mvtec, read_mvtec_category
+from dfr.data.synthetic import write_mvtec_like
 
 
 def _small(root, categories=("brick",), **kwargs):

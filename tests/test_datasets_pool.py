@@ -3,16 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.datasets import (
+from dfr.data.files import write_image
+from dfr.data.io import read_image
+from dfr.data.readers import (
     boxes_to_mask,
     detect_formats,
     load_region_mask,
     read_pool,
     training_split,
-    write_pool_like,
 )
-from benchmarks.datasets._files import write_image
-from dfr.io import read_image
+from dfr.data.synthetic import write_pool_like
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,16 @@
 import numpy as np
 import pytest
 
-from benchmarks.datasets import (
+from dfr.data.readers import (
     labels_to_ranges,
     load_clip,
     load_masks,
     parse_label_file,
     ranges_to_labels,
     read_ucsd,
-    write_ucsd_like,
 )
-from benchmarks.datasets.synthetic_ucsd import FAST_SPEED, LARGE_FACTOR
+from dfr.data.synthetic import write_ucsd_like
+from dfr.data.synthetic.ucsd import FAST_SPEED, LARGE_FACTOR
 
 
 def _small(root, name="UCSDped2", **kwargs):

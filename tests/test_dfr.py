@@ -4,8 +4,8 @@ import torch
 
 import dfr
 from dfr import DFR
-from dfr.autoencoder import FeatureAutoencoder
-from dfr.dfr_model import TRAINING_STEPS
+from dfr.models.autoencoder import FeatureAutoencoder
+from dfr.models.dfr import TRAINING_STEPS
 from dfr.scoring import detect
 from tests.conftest import pixel_auc
 
@@ -142,7 +142,7 @@ def test_bad_configuration_is_reported(brick):
 
 
 def test_threshold_gives_the_target_fpr_on_held_out_normals(brick):
-    from dfr.synthetic import defect_dataset
+    from dfr.data.synthetic.defects import defect_dataset
 
     normals = defect_dataset("brick", n_train=40, n_test=0, size=64, seed=1).train
     model = _tiny(epochs=3, scoring={"target_fpr": 0.02}).fit(normals[:10], validation=normals[10:25])
@@ -170,7 +170,7 @@ def test_cpu_preset_normalises_the_autoencoder_input(brick):
 
 @pytest.mark.parametrize("normalise", [True, False])
 def test_input_noise_is_added_to_the_inputs_only_at_its_scale(brick, monkeypatch, normalise):
-    from dfr.autoencoder import FeatureAutoencoder
+    from dfr.models.autoencoder import FeatureAutoencoder
 
     images = [image[:64, :64] for image in brick.train[:6]]
     seen = {"inputs": [], "targets": []}

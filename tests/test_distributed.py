@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dfr
-from dfr.outputs import output_lock
+from dfr.outputs.writer import output_lock
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 300  # seconds for one command, however many processes
@@ -118,9 +118,9 @@ def test_a_bad_file_on_one_rank_stops_every_rank_with_its_name(folders, tmp_path
 def test_bench_under_torchrun_reports_the_metrics_of_one_process(tmp_path):
     """``dfr bench`` with 2 processes: both fit, rank 0 evaluates and writes; the feature
     head's metrics equal one process's."""
-    from benchmarks import datasets
+    from dfr.data import synthetic
 
-    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=8, n_test=4, size=48, seed=0)
+    synthetic.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=8, n_test=4, size=48, seed=0)
     metrics = {}
     for processes in (1, 2):
         out = tmp_path / f"bench{processes}"
@@ -144,7 +144,7 @@ def test_bench_under_torchrun_reports_the_metrics_of_one_process(tmp_path):
 def test_every_kind_of_model_fits_and_predicts_under_torchrun(folders, tmp_path):
     """DFR (sampling, gathered PCA sample, DDP autoencoder), PoolAE (DDP, region masks,
     per-position normalisation: all-reduced sums) and a video model (clips sharded, DDP)."""
-    from benchmarks.datasets import write_ucsd_like
+    from dfr.data.synthetic import write_ucsd_like
 
     mask = np.zeros((64, 64), np.uint8)
     mask[8:56, 8:56] = 255

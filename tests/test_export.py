@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import dfr
-from baselines import CAE, ConvLSTMAE, PatchMemoryBank, PCAResidual, PoolAE, STAE
+from baselines import CAE, STAE, ConvLSTMAE, PatchMemoryBank, PCAResidual, PoolAE
 from dfr import DFR
 from dfr.cli import main
-from dfr.synthetic import defect_dataset
+from dfr.data.synthetic.defects import defect_dataset
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
@@ -76,7 +76,7 @@ def test_metadata_describes_the_input_and_keeps_the_settings(images, tmp_path):
     model = _fit("dfr", images, None)
     path = model.export_onnx(tmp_path / "dfr.onnx")
     record = json.loads({entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}["dfr"])
-    assert record["model_class"] == "dfr.dfr_model.DFR" and record["scoring"]["threshold"] == model.threshold_
+    assert record["model_class"] == "dfr.models.dfr.DFR" and record["scoring"]["threshold"] == model.threshold_
     assert record["input"]["shape"] == [None, 3, 64, 64] and record["input"]["layout"] == "NCHW"
     assert record["input"]["normalisation"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert record["params"]["scoring"]["min_box_area"] == model.scoring.min_box_area

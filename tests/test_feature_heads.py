@@ -112,7 +112,7 @@ def test_bad_head_settings_are_reported(brick):
 
 
 def test_model_file_records_the_layers_it_was_fitted_on(brick, tmp_path):
-    from dfr.serialization import RESERVED_KEYS, read_model_file, write_model_file
+    from dfr.api.persistence import RESERVED_KEYS, read_model_file, write_model_file
 
     model = _head(PCAResidual).fit(brick.train[:6])
     model.save(tmp_path / "model.dfr")

@@ -3,9 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfr.backbones.vgg import VGG19
-from dfr.backbones.vgg import PAPER_LAYERS
-from dfr.features import regional_features, resize_matrix
+from dfr.models.backbones.vgg import PAPER_LAYERS, VGG19
+from dfr.models.features import regional_features, resize_matrix
 
 
 def literal_regional_features(activations, size):

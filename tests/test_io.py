@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dfr.io import list_images, load_images, read_image, to_float_image
+from dfr.data.io import list_images, load_images, read_image, to_float_image
 
 
 def _write(path, image):

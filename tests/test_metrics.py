@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from dfr.api.prediction import Prediction
 from dfr.metrics import (
     average_precision,
     evaluate_images,
@@ -14,7 +15,6 @@ from dfr.metrics import (
     pro_auc,
     pro_curve,
 )
-from dfr.prediction import Prediction
 
 
 def brute_force_pro_auc(maps, masks, limit=0.3):

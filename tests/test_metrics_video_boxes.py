@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
-from dfr.metrics import box_metrics, detection_metrics, eer, evaluate_boxes, evaluate_video, frame_auc, regularity_score
-from dfr.prediction import Prediction
+from dfr.api.prediction import Prediction
+from dfr.metrics import (
+    box_metrics,
+    detection_metrics,
+    eer,
+    evaluate_boxes,
+    evaluate_video,
+    frame_auc,
+    regularity_score,
+)
 
 # Clip 0: anomalous 0.35 beats normal 0.1 only, 0.8 beats both: AUC 3/4.
 # Clip 1: the anomalous 0.9 beats both normals: AUC 1.

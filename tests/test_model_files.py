@@ -50,7 +50,7 @@ def test_file_holds_config_threshold_statistics_and_versions(fitted_dfr, tmp_pat
     path = tmp_path / "m.dfr"
     fitted_dfr.save(path)
     record = torch.load(path, weights_only=True)
-    assert record["library_version"] == dfr.__version__ and record["model_class"] == "dfr.dfr_model.DFR"
+    assert record["library_version"] == dfr.__version__ and record["model_class"] == "dfr.models.dfr.DFR"
     assert record["params"]["image_size"] == 128 and "device" not in record["params"]
     assert record["scoring"]["threshold"] == fitted_dfr.threshold_
     assert set(record["scoring"]["stats"]) >= {"pixel_median", "image_score_mean"}

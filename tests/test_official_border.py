@@ -7,10 +7,10 @@ import torch.nn.functional as F
 import dfr
 from baselines import PatchMemoryBank, PCAResidual
 from dfr import DFR
-from dfr.backbones import build_backbone
-from dfr.backbones.vgg import RELU_LAYERS, vgg19
-from dfr.features import RegionalFeatureExtractor
-from dfr.serialization import RESERVED_KEYS, read_model_file, write_model_file
+from dfr.api.persistence import RESERVED_KEYS, read_model_file, write_model_file
+from dfr.models.backbones import build_backbone
+from dfr.models.backbones.vgg import RELU_LAYERS, vgg19
+from dfr.models.features import RegionalFeatureExtractor
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import dfr.order_statistics as order_statistics
-from dfr.order_statistics import ValueStore
+import dfr.scoring.order_statistics as order_statistics
 from dfr.scoring import fit_threshold, score_statistics
+from dfr.scoring.order_statistics import ValueStore
 
 
 @pytest.fixture

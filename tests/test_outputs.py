@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dfr import outputs
-from dfr.outputs import PredictionWriter
-from dfr.prediction import ItemPrediction
+from dfr.api.prediction import ItemPrediction
+from dfr.outputs.writer import PredictionWriter
 
 
 def _item(name: str, score: float = 0.0, boxes=((1, 2, 5, 6, 0.5),)) -> ItemPrediction:

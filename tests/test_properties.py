@@ -1,5 +1,5 @@
 """Property-based tests (hypothesis) of the metrics in ``dfr.metrics`` and the image readers of
-``dfr.io`` / ``dfr.data``.
+``dfr.data.io`` / ``dfr.data.datasets``.
 
 Every test runs under the derandomized, database-free settings ``PROPS`` below: the examples are
 the same on every run, nothing is written to ``.hypothesis/`` and nothing needs the network.
@@ -32,8 +32,15 @@ from hypothesis import strategies as st
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score
 
-from dfr.data import ImageDataset
-from dfr.io import IMAGE_SUFFIXES, list_images, load_images, natural_key, read_image
+from dfr.api.prediction import Prediction
+from dfr.data.datasets import ImageDataset
+from dfr.data.io import (
+    IMAGE_SUFFIXES,
+    list_images,
+    load_images,
+    natural_key,
+    read_image,
+)
 from dfr.metrics import (
     average_precision,
     box_iou,
@@ -50,7 +57,6 @@ from dfr.metrics import (
     pro_curve,
     regularity_score,
 )
-from dfr.prediction import Prediction
 
 #: Deterministic, offline, no example database; ``max_examples`` set per test.
 PROPS = settings(derandomize=True, deadline=None, database=None, max_examples=75, print_blob=False)
@@ -637,7 +643,7 @@ def _set_size(data: bytes, width: int, height: int, fix_crc: bool) -> bytes:
     return bytes(out)
 
 
-#: Largest side a header declares here (past dfr.io.MAX_IMAGE_SIDE, OpenCV's 2**20).
+#: Largest side a header declares here (past dfr.data.io.MAX_IMAGE_SIDE, OpenCV's 2**20).
 MAX_DECLARED_SIDE = 2**24
 #: Most pixels a header declares here (decoding garbage into them takes time and memory).
 MAX_DECLARED_PIXELS = 2**22

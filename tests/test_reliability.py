@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 
 from baselines import CAE
-from benchmarks import datasets
-from benchmarks.cli import main
-from benchmarks.datasets.pool import read_pool
 from dfr import DFR, metrics, outputs, serialization
-from dfr.io import MAX_IMAGE_PIXELS, list_images, read_image, to_float_image
+from dfr.cli import main
+from dfr.data import synthetic
+from dfr.data.io import MAX_IMAGE_PIXELS, list_images, read_image, to_float_image
+from dfr.data.readers.pool import read_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")
@@ -242,7 +242,7 @@ def test_mixed_sizes_in_one_folder_give_maps_at_each_size(cae_file, tmp_path, ca
 
 @pytest.fixture(scope="module")
 def ucsd(tmp_path_factory) -> Path:
-    return datasets.write_ucsd_like(tmp_path_factory.mktemp("ucsd"), n_train_clips=1, n_test_clips=2, frames=12,
+    return synthetic.write_ucsd_like(tmp_path_factory.mktemp("ucsd"), n_train_clips=1, n_test_clips=2, frames=12,
                                     size=(48, 64), seed=0).root
 
 
@@ -259,8 +259,9 @@ def test_one_frame_clips_and_clips_shorter_than_the_window():
 
 
 def test_missing_or_extra_ground_truth_frames_are_named(ucsd, tmp_path):
-    from benchmarks.datasets.ucsd import read_ucsd
     import shutil
+
+    from dfr.data.readers.ucsd import read_ucsd
 
     for change in ("missing", "extra"):
         root = tmp_path / change / "UCSDped2"
@@ -283,8 +284,9 @@ def test_missing_or_extra_ground_truth_frames_are_named(ucsd, tmp_path):
     ("TestVideoFile{1}.gt_frame = [1:2];\nTestVideoFile{2}.gt_frame = [10:20];", r"ends after the clip's 12 frames"),
 ])
 def test_malformed_ucsd_label_files_are_named(ucsd, tmp_path, text, problem):
-    from benchmarks.datasets.ucsd import read_ucsd
     import shutil
+
+    from dfr.data.readers.ucsd import read_ucsd
 
     root = tmp_path / "UCSDped2"
     shutil.copytree(ucsd, root)
@@ -531,7 +533,7 @@ def test_stopped_predict_leaves_no_partial_output(images, cae_file, tmp_path, st
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stopped_bench_keeps_finished_runs_and_resumes(tmp_path, stop):
-    datasets.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
+    synthetic.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
     out = tmp_path / "bench"
     command = ["bench", "--dataset", "mvtec", "--root", str(tmp_path / "data"), "--models", "a,b", "--out", str(out)]
     status, error = _stop_when_started(_start("bench", *command), stop)
@@ -573,7 +575,7 @@ def test_second_run_in_another_process_is_refused(cae_file, images, tmp_path):
     out, gate = tmp_path / "out", tmp_path / "gate"
     first = _start("predict", "predict", str(cae_file), str(images), "--out", str(out), DFR_TEST_GATE=str(gate))
     assert first.stdout.readline() == "started\n"  # and waits for the gate
-    second = subprocess.run([sys.executable, "-m", "benchmarks.cli", "predict", str(cae_file), str(images),
+    second = subprocess.run([sys.executable, "-m", "dfr.cli", "predict", str(cae_file), str(images),
                              "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     gate.touch()
     assert second.returncode == 2 and f"another dfr run (process {first.pid})" in second.stderr

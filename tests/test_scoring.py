@@ -4,11 +4,22 @@ import numpy as np
 import pytest
 import torch
 
+from dfr.api.model import AnomalyModel
 from dfr.metrics import box_iou
-from dfr.model import AnomalyModel
 from dfr.scoring import (
-    ScoringSettings, boxes_from_mask, detect, fit_threshold, heatmap_range, image_score, image_scores, merge_boxes,
-    non_maximum_suppression, normalise_positions, position_scale, score_statistics, smooth,
+    ScoringSettings,
+    boxes_from_mask,
+    detect,
+    fit_threshold,
+    heatmap_range,
+    image_score,
+    image_scores,
+    merge_boxes,
+    non_maximum_suppression,
+    normalise_positions,
+    position_scale,
+    score_statistics,
+    smooth,
 )
 
 
@@ -282,8 +293,8 @@ def test_normalise_positions_refuses_mixed_sizes_before_training():
 
 
 def test_prediction_writer_keeps_dotted_names_and_refuses_repeated_ones(tmp_path):
-    from dfr.outputs import PredictionWriter
-    from dfr.prediction import ItemPrediction
+    from dfr.api.prediction import ItemPrediction
+    from dfr.outputs.writer import PredictionWriter
 
     def item(name):
         return ItemPrediction(name, np.zeros((8, 8), np.float32), 0.0, np.zeros((8, 8), bool), np.zeros((0, 5)), 1.0,

@@ -7,7 +7,7 @@ import pytest
 
 from baselines import CAE, STAE
 from dfr.cli import main
-from dfr.stream import Frame, open_source, read_frames, stream_to_folder
+from dfr.deploy.stream import Frame, open_source, read_frames, stream_to_folder
 
 
 def _scene(rng, defect: bool = False) -> np.ndarray:

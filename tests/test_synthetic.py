@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from dfr import synthetic
-from dfr.synthetic import DEFECTS, PHOTOS, PROCEDURAL, TEXTURES, defect_dataset, texture
+from dfr.data.synthetic.defects import (
+    DEFECTS,
+    PHOTOS,
+    PROCEDURAL,
+    TEXTURES,
+    defect_dataset,
+    texture,
+)
 
 # defect_dataset(name, n_train=3, n_test=4, size=64, seed=0, disjoint=False) before the procedural textures were added:
 # (sum of train crops, sum of test crops, masked pixels), sums in float64.

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfr.backbones import vgg as vgg_module
-from dfr.backbones.vgg import VGG19, vgg19
+from dfr.models.backbones import vgg as vgg_module
+from dfr.models.backbones.vgg import VGG19, vgg19
 
 # torchvision's vgg19 ("E" configuration), written out: features index → (out, in) channels.
 TORCHVISION_CONVS = {

@@ -1,0 +1,6 @@
+"""``python -m dfr``: the ``dfr`` command."""
+import sys
+
+from dfr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Deployment: ONNX files of fitted models, and live video (``dfr stream``)."""
