@@ -18,8 +18,7 @@ from dfr.api.prediction import ItemPrediction, Prediction
 from dfr.api.registry import create_model, list_models, model_info, register_model
 from dfr.models.dfr import DFR
 from dfr.scoring import ScoringSettings
-
-__version__ = "0.1.0"
+from dfr.version import __version__
 
 __all__ = ["AnomalyModel", "DFR", "ItemPrediction", "Prediction", "ScoringSettings", "create_model", "list_models",
            "load", "model_info", "register_model", "__version__"]

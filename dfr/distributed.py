@@ -66,10 +66,12 @@ def local() -> Iterator[None]:
 
 
 def rank() -> int:
+    """This process's rank under torch.distributed (0 otherwise)."""
     return dist.get_rank() if active() else 0
 
 
 def world_size() -> int:
+    """Number of processes under torch.distributed (1 otherwise)."""
     return dist.get_world_size() if active() else 1
 
 
@@ -191,5 +193,6 @@ def parallel(network: torch.nn.Module) -> torch.nn.Module:
 
 
 def barrier() -> None:
+    """Wait for every process (nothing to do in one process)."""
     if active():
         dist.barrier()

@@ -373,6 +373,7 @@ class AnomalyModel:
         raise NotImplementedError
 
     def input_spec(self) -> dict[str, Any]:
+        """What the inference network takes: ``shape`` (``None`` for a free axis), ``layout``, ``channels``, ``range``, ``normalisation`` and how inputs are resized (stored with exported models)."""
         raise NotImplementedError
 
     def _restore_input_spec(self, spec: dict[str, Any]) -> None:

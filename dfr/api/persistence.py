@@ -26,6 +26,7 @@ import torch
 from dfr.api import registry
 from dfr.outputs.files import atomic_path
 from dfr.scoring import ScoringSettings
+from dfr.version import __version__
 
 FORMAT = "dfr-model"
 FORMAT_VERSION = 3  # 2: scoring settings gathered in one "scoring" parameter; 3: content digest
@@ -107,8 +108,6 @@ def model_record(model: Any, *, as_json: bool = False) -> dict[str, Any]:
     """The record of fitted ``model`` without its weights: library version, registered name and
     class, constructor parameters (``device`` left out), world size, threshold, score statistics
     and the normal level per position (a tensor, or a list with ``as_json``)."""
-    from dfr import __version__
-
     cls = type(model)
     scale = model.position_scale_
     if scale is not None:

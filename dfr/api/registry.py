@@ -58,9 +58,7 @@ def register_model(name: str, model_class: Model | None = None) -> Model | Calla
     A name already taken by another class is refused."""
 
     def add(cls: Model) -> Model:
-        from dfr.api.model import AnomalyModel
-
-        if not (isinstance(cls, type) and issubclass(cls, AnomalyModel)):
+        if not (isinstance(cls, type) and all(hasattr(cls, hook) for hook in ("fit", "predict", "parameters", "PRESETS"))):
             raise TypeError(f"register_model({name!r}): {cls!r} is not a subclass of dfr.AnomalyModel")
         if name in _sources() and model_class_of(name) is not cls:
             raise ValueError(f"model name {name!r} is taken by {_path(model_class_of(name))}")

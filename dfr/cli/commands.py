@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dfr import distributed
+from dfr.api.model import load
 from dfr.api.registry import list_models, model_class_of
 from dfr.cli.arguments import (
     SCORING_FIELDS,
@@ -74,11 +75,11 @@ def run_fit(args: argparse.Namespace) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    import dfr
+    """``dfr predict``: a saved model on images or clips; maps, heatmaps, masks, overlays, boxes and scores written to ``--out``."""
     from dfr.outputs.writer import check_output_folder
 
     check_output_folder(args.out, args.overwrite)
-    model = dfr.load(args.model, device=args.device)
+    model = load(args.model, device=args.device)
     model.workers = args.workers
     if args.region_masks and not model.takes_region_masks:
         raise ValueError(f"--region-masks applies only to image models, not to {type(model).__name__}")
@@ -163,9 +164,9 @@ def fit_inputs(model, item: str) -> str | list[str]:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    import dfr
+    """``dfr export``: a saved model written as one ONNX graph."""
 
-    model = dfr.load(args.model, device="cpu")
+    model = load(args.model, device="cpu")
     path = model.export_onnx(args.out, overwrite=args.overwrite)
     spec = model.input_spec()
     print(f"exported {type(model).__name__} (threshold {model.threshold_:.6g}) to {path}: input "
@@ -174,14 +175,14 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_stream(args: argparse.Namespace) -> None:
-    import dfr
+    """``dfr stream``: a saved model on a video file, camera or stream URL; ``overlay.mp4`` and ``frames.jsonl``."""
     from dfr.deploy.stream import open_source, read_frames, source_fps, stream_to_folder
     from dfr.outputs.writer import check_output_folder
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_output_folder(args.out, args.overwrite)
-    model = dfr.load(args.model, device=args.device)
+    model = load(args.model, device=args.device)
     capture, live = open_source(args.source)
     fps = source_fps(capture)
     try:  # Ctrl-C and SIGTERM (see run) end the stream and finish its files

@@ -22,6 +22,7 @@ DATASETS = ("mvtec", "ucsd", "pool")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``bench``, ``evaluate`` and ``demo`` to the ``dfr`` parser's sub-commands."""
     bench = commands.add_parser(
         "bench", parents=[COMMON_FLAGS],
         help="run the benchmark suite on a dataset on disk; write tables, JSON, plots, predictions",
@@ -129,6 +130,7 @@ def _models(names: str, vgg_weights: str | None, **options: Any) -> list:
 
 
 def run_bench(args: argparse.Namespace) -> None:
+    """``dfr bench``: fit and evaluate the ``--models`` on every task of the dataset; tables, JSON, plots and predictions."""
     models = _models(args.models, _vgg_weights(args.vgg_weights), dataset=args.dataset)
     with contextlib.ExitStack() as lock:
         out = _prepare(args, lock)

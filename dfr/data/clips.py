@@ -52,6 +52,7 @@ class ClipDataset(Dataset):
         return gray_clip(self.frames(index), self.labels[index])
 
     def lengths(self) -> list[int]:
+        """Frames per clip."""
         return [len(sources) for sources in self.sources]
 
     def frames(self, index: int, which: Sequence[int] | None = None) -> list[np.ndarray]:
@@ -64,9 +65,11 @@ class ClipDataset(Dataset):
             raise ValueError(f"{self.labels[index]}: {error}") from None
 
     def size(self, index: int) -> tuple[int, int]:
+        """(height, width) of clip ``index``'s frames (its first frame read)."""
         return self.frames(index, [0])[0].shape[:2]
 
     def subset(self, indices: Sequence[int]) -> "ClipDataset":
+        """The clips ``indices``, in that order."""
         return self._with([(self.sources[i], self.names[i], self.labels[i]) for i in indices])
 
     def frame_range(self, index: int, start: int, stop: int) -> "ClipDataset":
@@ -74,6 +77,7 @@ class ClipDataset(Dataset):
         return self._with([(self.sources[index][start:stop], self.names[index], self.labels[index])])
 
     def with_pairs(self, pairs: bool) -> "ClipDataset":
+        """The same clips (clips have no region masks to pair with)."""
         return self
 
     def _with(self, clips: list[tuple[list, str, str]]) -> "ClipDataset":

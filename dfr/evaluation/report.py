@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import dfr
+from dfr.version import __version__
 
 # Columns of the tables, per dataset: (metric key, heading).
 COLUMNS = {
@@ -38,14 +38,14 @@ PROTOCOL = {
 def write_reports(results: list[dict[str, Any]], out: Path, *, seed: int, settings: dict[str, Any]) -> None:
     """Write results.json, results.md, plots/ and index.md for ``results``."""
     record = {
-        "dfr_version": dfr.__version__, "torch_version": torch.__version__, "python": platform.python_version(),
+        "dfr_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "seed": seed, "settings": settings, "protocol": PROTOCOL, "runs": results,
     }
     (out / "results.json").write_text(json.dumps(record, indent=1, default=float))
     tables = results_markdown(results)
     (out / "results.md").write_text(tables)
     plots = write_plots(results, out)
-    index = ["# dfr benchmark", "", f"dfr {dfr.__version__}, torch {torch.__version__}, seed {seed}.", "", tables, "## Plots", ""]
+    index = ["# dfr benchmark", "", f"dfr {__version__}, torch {torch.__version__}, seed {seed}.", "", tables, "## Plots", ""]
     index += [f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in plots]
     examples = sorted(out.glob("runs/*/*/*/predictions/example.png"))
     if examples:

@@ -92,6 +92,7 @@ class ValueStore:
         return low + (position - lower) * (self.order_statistic(lower + 1) - low)
 
     def close(self) -> None:
+        """Remove the temporary file."""
         self._file.close()
 
     def __enter__(self) -> "ValueStore":
