@@ -17,6 +17,7 @@ install: $(BIN)/dfr
 
 demo: install
 	$(BIN)/dfr demo --out demo-output --overwrite
+	$(BIN)/python docs/update_demo_tables.py demo-output
 
 test: install
 	$(BIN)/python -m pytest

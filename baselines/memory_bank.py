@@ -80,9 +80,9 @@ class PatchMemoryBank(RegionalFeatureModel):
     """
 
     PARAMETERS = {
-        "positions_per_image": params.one_of("auto", params.positive_int),
+        "positions_per_image": params.one_of(params.positive_int, "auto"),
         "coreset_fraction": params.interval(0, 1, low_open=True),
-        "projection_dim": params.one_of(None, params.positive_int),
+        "projection_dim": params.one_of(params.positive_int, None),
     }
 
     def __init__(

@@ -37,8 +37,8 @@ class PCAResidual(RegionalFeatureModel):
 
     PARAMETERS = {
         "explained_variance": params.interval(0, 1, low_open=True),
-        "latent_dim": params.one_of(None, params.positive_int),
-        "positions_per_image": params.one_of("auto", params.positive_int),
+        "latent_dim": params.one_of(params.positive_int, None),
+        "positions_per_image": params.one_of(params.positive_int, "auto"),
     }
 
     def __init__(

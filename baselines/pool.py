@@ -99,7 +99,7 @@ class PoolAE(PixelModel):
 
     datasets = ("pool",)
     PARAMETERS = {
-        "width": params.one_of(None, params.positive_int),
+        "width": params.one_of(params.positive_int, None),
         "channels": params.sequence_of(params.positive_int, len(KERNELS)),
         "crop_size": params.size_rule(lambda side: side >= STEP and side % STEP == 0, f"a positive multiple of {STEP}"),
         "crops_per_image": params.positive_int,
@@ -107,7 +107,7 @@ class PoolAE(PixelModel):
         "max_rotation": params.non_negative,
         "brightness": params.interval(0, 1, high_open=True),
         "saturation": params.interval(0, 1, high_open=True),
-        "epochs": params.one_of("auto", params.positive_int),
+        "epochs": params.one_of(params.positive_int, "auto"),
     }
 
     def __init__(

@@ -90,7 +90,7 @@ class ClipModel(PixelModel):
         "strides": params.sequence_of(params.positive_int),
         "test_hop": params.positive_int,
         "batch_size": params.at_least(2),  # batch normalisation
-        "windows_per_epoch": params.one_of(None, params.positive_int),
+        "windows_per_epoch": params.one_of(params.positive_int, None),
     }
     CONSTRAINTS = (params.Constraint(("test_hop", "window"), lambda hop, window: hop <= window,
                                      "test_hop must lie in 1 … window so that windows cover every frame"),)

@@ -188,7 +188,7 @@ def test_fit_flags_mirror_the_constructors(folders, tmp_path, capsys):
     # bad values: the constructor's own message, or the parser's when the type does not fit
     out = ["--out", str(tmp_path / "bad.dfr")]
     assert main(["fit", "--model", "memory-bank", *common, "--coreset-fraction", "2", *out]) == 2
-    assert "coreset_fraction must lie in (0, 1], got 2.0" in capsys.readouterr().err
+    assert "coreset_fraction must be a number in (0, 1], got 2.0" in capsys.readouterr().err
     assert main(["fit", *common, "--latent-dim", "three", *out]) == 2
     assert "--latent-dim: 'three' is not int or none" in capsys.readouterr().err
     # a flag of another model is refused

@@ -164,7 +164,7 @@ def test_cpu_preset_normalises_the_autoencoder_input(brick):
     assert torch.allclose(normalised.var(0) * model.feature_scale_ ** 2, features.var(0), rtol=1e-3, atol=1e-12)
     paper = _tiny(preset="paper", epochs=1).fit(images)
     assert paper.feature_scale_ == 1.0 and not paper.feature_shift_.any()
-    with pytest.raises(ValueError, match="normalise must be True, False or None"):
+    with pytest.raises(ValueError, match="normalise must be True or False"):
         _tiny(normalise="yes").fit(images)
 
 

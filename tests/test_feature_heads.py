@@ -103,9 +103,9 @@ def test_save_load_gives_identical_maps_and_settings(name, brick, tmp_path, requ
 
 
 def test_bad_head_settings_are_reported(brick):
-    with pytest.raises(ValueError, match="coreset_fraction must lie in"):
+    with pytest.raises(ValueError, match="coreset_fraction must be a number in"):
         _head(PatchMemoryBank, coreset_fraction=0.0).fit(brick.train[:3])
-    with pytest.raises(ValueError, match="explained_variance must lie in"):
+    with pytest.raises(ValueError, match="explained_variance must be a number in"):
         _head(PCAResidual, explained_variance=1.5).fit(brick.train[:3])
     with pytest.raises(ValueError, match="positions_per_image must be"):
         _head(PCAResidual, positions_per_image="all").fit(brick.train[:3])

@@ -42,15 +42,30 @@ def test_foreign_files_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model file"):
         dfr.load(tmp_path / "missing.dfr")
     serialization.write_model_file(tmp_path / "cls.dfr", {"model_class": "os.system"})
-    with pytest.raises(ValueError, match="not a dfr or baselines model"):
+    with pytest.raises(ValueError, match="'os.system' is not a registered dfr model"):
         dfr.load(tmp_path / "cls.dfr")
+    serialization.write_model_file(tmp_path / "name.dfr", {"model": "no-such-model"})
+    with pytest.raises(ValueError, match="'no-such-model' is not registered here"):
+        dfr.load(tmp_path / "name.dfr")
+
+
+def test_files_written_before_the_registry_and_the_new_layout_load_unchanged(fitted_dfr, tmp_path):
+    """Earlier files name no registered model, only the class at its former place (dfr.dfr_model.DFR)."""
+    fitted_dfr.save(tmp_path / "new.dfr")
+    record = torch.load(tmp_path / "new.dfr", weights_only=True)
+    payload = {key: value for key, value in record.items() if key not in serialization.RESERVED_KEYS + ("model",)}
+    serialization.write_model_file(tmp_path / "old.dfr", {**payload, "model_class": "dfr.dfr_model.DFR"})
+    loaded = dfr.load(tmp_path / "old.dfr", device="cpu")
+    assert type(loaded) is dfr.DFR and loaded.get_params() == fitted_dfr.get_params() | {"device": "cpu"}
+    assert np.array_equal(loaded.anomaly_map(np.full((40, 40), 0.5)), fitted_dfr.anomaly_map(np.full((40, 40), 0.5)))
 
 
 def test_file_holds_config_threshold_statistics_and_versions(fitted_dfr, tmp_path):
     path = tmp_path / "m.dfr"
     fitted_dfr.save(path)
     record = torch.load(path, weights_only=True)
-    assert record["library_version"] == dfr.__version__ and record["model_class"] == "dfr.models.dfr.DFR"
+    assert record["library_version"] == dfr.__version__ and record["model"] == "dfr"
+    assert record["model_class"] == "dfr.models.dfr.DFR"
     assert record["params"]["image_size"] == 128 and "device" not in record["params"]
     assert record["scoring"]["threshold"] == fitted_dfr.threshold_
     assert set(record["scoring"]["stats"]) >= {"pixel_median", "image_score_mean"}

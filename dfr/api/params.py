@@ -70,8 +70,9 @@ def interval(low: float, high: float, *, low_open: bool = False, high_open: bool
 
 def literal(*values: Any) -> Rule:
     """One of ``values`` (compared with ``==``, bools never standing for 0 or 1)."""
-    return Rule(lambda v: any(v == allowed and type(v) is type(allowed) or v is allowed for allowed in values),
-                " or ".join(repr(value) for value in values))
+    shown = [repr(value) for value in values]
+    text = f"one of {', '.join(shown)}" if len(shown) > 2 else " or ".join(shown)
+    return Rule(lambda v: any(v == allowed and type(v) is type(allowed) or v is allowed for allowed in values), text)
 
 
 def sequence_of(rule: Rule, length: int | None = None) -> Rule:

@@ -1,7 +1,9 @@
 """Suite reports: ``results.json``, ``results.md`` (tables), plots and an index page."""
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ def write_reports(results: list[dict[str, Any]], out: Path, *, seed: int, settin
     """Write results.json, results.md, plots/ and index.md for ``results``."""
     record = {
         "dfr_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "seed": seed, "settings": settings, "protocol": PROTOCOL, "runs": results,
+        "machine": platform.machine(), "machine_description": machine_description(),
+        "date": datetime.date.today().isoformat(), "seed": seed, "settings": settings, "protocol": PROTOCOL, "runs": results,
     }
     (out / "results.json").write_text(json.dumps(record, indent=1, default=float))
     tables = results_markdown(results)
@@ -53,6 +56,12 @@ def write_reports(results: list[dict[str, Any]], out: Path, *, seed: int, settin
         index += [f"![{path.parents[1].relative_to(out / 'runs').as_posix()}]({path.relative_to(out).as_posix()})"
                   for path in examples]
     (out / "index.md").write_text("\n".join(index) + "\n")
+
+
+def machine_description() -> str:
+    """CPU cores and architecture, and the GPU if there is one, e.g. "2 CPU cores (x86_64), no GPU"."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {gpu}"
 
 
 def results_markdown(results: list[dict[str, Any]]) -> str:

@@ -95,13 +95,13 @@ class DFR(RegionalFeatureModel):
     PRESETS = PRESETS
     PARAMETERS = {
         "explained_variance": params.interval(0, 1, low_open=True),
-        "latent_dim": params.one_of(None, params.positive_int),
+        "latent_dim": params.one_of(params.positive_int, None),
         "pca_samples": params.positive_int,
-        "positions_per_image": params.one_of(None, "auto", params.positive_int),
-        "epochs": params.one_of("auto", params.positive_int),
+        "positions_per_image": params.one_of(params.positive_int, "auto", None),
+        "epochs": params.one_of(params.positive_int, "auto"),
         "batch_size": params.positive_int,
         "learning_rate": params.interval(0, 1, low_open=True),
-        "hidden": params.one_of("paper", "capped", params.positive_int),
+        "hidden": params.one_of(params.positive_int, "paper", "capped"),
         "normalise": params.boolean,
         "input_noise": params.non_negative,
         "pca_skip": params.boolean,

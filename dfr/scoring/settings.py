@@ -22,7 +22,7 @@ RULES = {
     "closing": _FRACTION,
     "peak_fraction": params.Rule(_FRACTION, "a number in [0, 1) (0: no peak cut)"),
     "min_box_area": _FRACTION,
-    "merge_gap": params.one_of(None, _FRACTION),
+    "merge_gap": params.one_of(_FRACTION, None),
     "nms_iou": params.Rule(params.interval(0, 1, low_open=True), "a number in (0, 1] (1: no suppression)"),
 }
 
