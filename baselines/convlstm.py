@@ -100,10 +100,9 @@ class ConvLSTMAE(ClipModel):
         image_size: side S of the network input; S = 8k + 3, at least 27 (…, 59, 67, …, 227).
         conv_channels: widths (c1, c2) of the two per-frame convolutions.
         lstm_channels: widths (l1, l2, l3) of the three ConvLSTM cells.
-        windows_per_epoch: random training windows per epoch (``None``: all of them).
-        epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        clip: ``window``, ``strides``, ``test_hop`` (see :class:`baselines.video.ClipModel`), ``scoring``,
-            ``seed``, ``device`` (see :class:`dfr.AnomalyModel`).
+        clip: ``window``, ``strides``, ``test_hop``, ``windows_per_epoch``, ``epochs``, ``batch_size``,
+            ``learning_rate`` (see :class:`baselines.video.ClipModel`), ``scoring``, ``seed``, ``device``
+            (see :class:`dfr.AnomalyModel`).
     """
 
     PRESETS = {
@@ -125,25 +124,14 @@ class ConvLSTMAE(ClipModel):
         preset: str = "source",
         *,
         temporal: str = "seq2seq",
-        image_size: int | None = None,
         conv_channels: Sequence[int] | None = None,
         lstm_channels: Sequence[int] | None = None,
-        windows_per_epoch: int | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        learning_rate: float | None = None,
         **clip: Any,
     ) -> None:
-        super().__init__(**clip)
-        self.preset = preset
+        super().__init__(preset, **clip)
         self.temporal = temporal
-        self.image_size = image_size
         self.conv_channels = None if conv_channels is None else tuple(conv_channels)
         self.lstm_channels = None if lstm_channels is None else tuple(lstm_channels)
-        self.windows_per_epoch = windows_per_epoch
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
 
     def _network(self) -> ConvLSTMNetwork:
         settings = self.settings()

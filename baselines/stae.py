@@ -96,10 +96,9 @@ class STAE(ClipModel):
         image_size: side S of the network input; the unpadded layers need S = 16k + 19 with
             S >= 83 (83, 99, 115, …, 227, …).
         channels: widths (c1, c2, c3) of the three encoder convolutions.
-        windows_per_epoch: random training windows per epoch (``None``: all of them).
-        epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
-        clip: ``window``, ``strides``, ``test_hop`` (see :class:`baselines.video.ClipModel`), ``scoring``,
-            ``seed``, ``device`` (see :class:`dfr.AnomalyModel`).
+        clip: ``window``, ``strides``, ``test_hop``, ``windows_per_epoch``, ``epochs``, ``batch_size``,
+            ``learning_rate`` (see :class:`baselines.video.ClipModel`), ``scoring``, ``seed``, ``device``
+            (see :class:`dfr.AnomalyModel`).
     """
 
     PRESETS = {
@@ -118,22 +117,11 @@ class STAE(ClipModel):
         self,
         preset: str = "source",
         *,
-        image_size: int | None = None,
         channels: Sequence[int] | None = None,
-        windows_per_epoch: int | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        learning_rate: float | None = None,
         **clip: Any,
     ) -> None:
-        super().__init__(**clip)
-        self.preset = preset
-        self.image_size = image_size
+        super().__init__(preset, **clip)
         self.channels = None if channels is None else tuple(channels)
-        self.windows_per_epoch = windows_per_epoch
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
 
     def _network(self) -> STAENetwork:
         return STAENetwork(self.window, tuple(self.settings()["channels"]))

@@ -74,9 +74,14 @@ class ClipModel(PixelModel):
     ``validation_fraction`` of the frames when there is one clip.
 
     Args:
+        preset: the name of an entry of the subclass's ``PRESETS``; arguments left as ``None``
+            take the preset's value (:meth:`settings`).
         window: frames per window T (10 in the source).
         strides: frame strides of the training windows (1, 2, 3, 4: the source's augmentation).
         test_hop: frames between the starts of prediction windows (1: every window).
+        image_size: side S of the square network input.
+        windows_per_epoch: random training windows per epoch (``None``: all of them).
+        epochs, batch_size, learning_rate: Adam on the mean squared error of the windows.
         common: ``scoring``, ``seed``, ``device``; see :class:`dfr.AnomalyModel`.
     """
 
@@ -95,12 +100,30 @@ class ClipModel(PixelModel):
     CONSTRAINTS = (params.Constraint(("test_hop", "window"), lambda hop, window: hop <= window,
                                      "test_hop must lie in 1 … window so that windows cover every frame"),)
 
-    def __init__(self, *, window: int = 10, strides: Sequence[int] = (1, 2, 3, 4), test_hop: int = 1,
-                 **common: Any) -> None:
+    def __init__(
+        self,
+        preset: str = "source",
+        *,
+        window: int = 10,
+        strides: Sequence[int] = (1, 2, 3, 4),
+        test_hop: int = 1,
+        image_size: int | None = None,
+        windows_per_epoch: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        **common: Any,
+    ) -> None:
         super().__init__(**common)
+        self.preset = preset
         self.window = window
         self.strides = tuple(strides)
         self.test_hop = test_hop
+        self.image_size = image_size
+        self.windows_per_epoch = windows_per_epoch
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
 
     # ----------------------------------------------------------------- public API
 

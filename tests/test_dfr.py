@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-import dfr
 from dfr import DFR
 from dfr.models.autoencoder import FeatureAutoencoder
 from dfr.models.dfr import TRAINING_STEPS
@@ -65,15 +64,10 @@ def test_batched_equals_one_by_one(fitted_dfr, brick):
         assert np.allclose(fitted_dfr.anomaly_map(brick.test[index])[0], together[index], rtol=1e-5, atol=1e-7)
 
 
-def test_save_load_gives_identical_maps(fitted_dfr, brick, tmp_path):
-    path = tmp_path / "model.dfr"
-    fitted_dfr.save(path)
-    loaded = dfr.load(path, device="cpu")
-    assert isinstance(loaded, DFR) and loaded.get_params() == fitted_dfr.get_params() | {"device": "cpu"}
-    assert loaded.threshold_ == fitted_dfr.threshold_ and loaded.latent_dim_ == fitted_dfr.latent_dim_
-    assert np.array_equal(loaded.anomaly_map(brick.test[:3]), fitted_dfr.anomaly_map(brick.test[:3]))
+def test_saving_over_a_file_needs_overwrite(fitted_dfr, tmp_path):
+    fitted_dfr.save(tmp_path / "model.dfr")
     with pytest.raises(FileExistsError, match="exists"):
-        fitted_dfr.save(path, overwrite=False)
+        fitted_dfr.save(tmp_path / "model.dfr", overwrite=False)
 
 
 def _tiny(**kwargs):

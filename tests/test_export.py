@@ -1,4 +1,5 @@
-"""ONNX export: every model kind predicts the same through onnxruntime as through torch."""
+"""ONNX export: the metadata, what an exported model refuses, and the command line. That every
+model predicts the same through onnxruntime as through torch: tests/test_common.py."""
 import json
 import warnings
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import dfr
-from baselines import CAE, STAE, ConvLSTMAE, PatchMemoryBank, PCAResidual, PoolAE
+from baselines import CAE
 from dfr import DFR
 from dfr.cli import main
 from dfr.data.synthetic.defects import defect_dataset
@@ -24,59 +25,22 @@ def images():
     return defect_dataset("brick", n_train=12, n_test=6, size=64, seed=0)
 
 
-@pytest.fixture(scope="module")
-def clips():
-    rng = np.random.default_rng(0)
-    frames = np.linspace(0, 1, 30 * 30, dtype=np.float32).reshape(30, 30)
-    return [np.stack([0.9 * np.roll(frames, step, axis=1) + 0.05 * rng.random((30, 30), np.float32) for step in range(14)])
-            for _ in range(3)]
-
-
-def _fit(kind, images, clips):
+def _fit(kind, images):
+    """A small DFR or CAE fitted on ``images`` (every model's parity: tests/test_common.py)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "dfr":
-            return DFR("cpu", weights=None, layers=LAYERS, image_size=64, device="cpu").fit(images.train)
-        if kind == "pca":
-            return PCAResidual(weights=None, layers=LAYERS, image_size=64, device="cpu").fit(images.train)
-        if kind == "bank":
-            return PatchMemoryBank(weights=None, layers=LAYERS, image_size=64, device="cpu").fit(images.train)
-        if kind == "cae":
-            return CAE("cpu", image_size=32, channels=8, bottleneck=16, epochs=2, device="cpu").fit(images.train)
-        if kind == "pool":
-            regions = [np.pad(np.ones((48, 40), bool), ((8, 8), (12, 12)))] * len(images.train)
-            return PoolAE("cpu", width=None, channels=(4, 4, 4, 4), crop_size=32, epochs=1,
-                          device="cpu").fit(images.train, region_masks=regions)
-        if kind == "stae":
-            return STAE("cpu", image_size=83, channels=(4, 4, 4), window=4, epochs=1, device="cpu").fit(clips)
-        return ConvLSTMAE("cpu", image_size=27, window=4, epochs=1, device="cpu").fit(clips)
-
-
-@pytest.mark.parametrize("kind", ["dfr", "pca", "bank", "cae", "pool", "stae", "convlstm"])
-def test_onnxruntime_predicts_what_torch_predicts(kind, images, clips, tmp_path):
-    model = _fit(kind, images, clips)
-    path = model.export_onnx(tmp_path / f"{kind}.onnx")
-    exported = dfr.load(path)
-    assert type(exported) is type(model) and exported.onnx_session_ is not None
-    assert exported.threshold_ == model.threshold_ and exported.score_stats_ == model.score_stats_
-    data = clips[:1] if kind in ("stae", "convlstm") else images.test
-    expected, got = model.predict(data), exported.predict(data)
-    tolerance = TOLERANCE * model.score_stats_["pixel_q99"]
-    assert max(np.abs(a - b).max() for a, b in zip(expected.anomaly_maps, got.anomaly_maps)) <= tolerance
-    assert all(np.array_equal(a, b) for a, b in zip(expected.masks, got.masks))
-    for a, b in zip(expected.boxes, got.boxes):
-        np.testing.assert_array_equal(a[:, :4], b[:, :4])
-        np.testing.assert_allclose(a[:, 4], b[:, 4], rtol=1e-4)
-    np.testing.assert_allclose(expected.scores, got.scores, rtol=1e-4)
+            return DFR("cpu", weights=None, layers=LAYERS, image_size=64, epochs=2, device="cpu").fit(images.train)
+        return CAE("cpu", image_size=32, channels=8, bottleneck=16, epochs=2, device="cpu").fit(images.train)
 
 
 def test_metadata_describes_the_input_and_keeps_the_settings(images, tmp_path):
     import onnx
 
-    model = _fit("dfr", images, None)
+    model = _fit("dfr", images)
     path = model.export_onnx(tmp_path / "dfr.onnx")
     record = json.loads({entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}["dfr"])
-    assert record["model_class"] == "dfr.models.dfr.DFR" and record["scoring"]["threshold"] == model.threshold_
+    assert record["model"] == "dfr" and record["scoring"]["threshold"] == model.threshold_
     assert record["input"]["shape"] == [None, 3, 64, 64] and record["input"]["layout"] == "NCHW"
     assert record["input"]["normalisation"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert record["params"]["scoring"]["min_box_area"] == model.scoring.min_box_area
@@ -84,7 +48,7 @@ def test_metadata_describes_the_input_and_keeps_the_settings(images, tmp_path):
 
 
 def test_an_onnx_model_predicts_only_and_bad_files_are_named(images, tmp_path):
-    model = _fit("cae", images, None)
+    model = _fit("cae", images)
     path = model.export_onnx(tmp_path / "cae.onnx")
     exported = dfr.load(path)
     with pytest.raises(RuntimeError, match="loaded from an ONNX file and can only predict; fit needs the .dfr"):
@@ -116,7 +80,7 @@ def test_an_onnx_model_predicts_only_and_bad_files_are_named(images, tmp_path):
 def test_cli_export_then_predict_writes_the_files_of_the_model_file(images, tmp_path, capsys):
     import cv2
 
-    model = _fit("cae", images, None)
+    model = _fit("cae", images)
     model.save(tmp_path / "cae.dfr")
     folder = tmp_path / "test"
     folder.mkdir()

@@ -92,16 +92,6 @@ def test_coreset_fraction_sets_the_bank_size(bank, brick):
     assert len(bank.bank_) == round(0.05 * 13 * 256)
 
 
-@pytest.mark.parametrize("name", ["pca", "bank"])
-def test_save_load_gives_identical_maps_and_settings(name, brick, tmp_path, request):
-    model = request.getfixturevalue(name)
-    model.save(tmp_path / "head.dfr")
-    loaded = dfr.load(tmp_path / "head.dfr", device="cpu")
-    assert type(loaded) is type(model) and loaded.get_params() == model.get_params() | {"device": "cpu"}
-    assert loaded.scoring == model.scoring
-    assert np.array_equal(loaded.anomaly_map(brick.test[:3]), model.anomaly_map(brick.test[:3]))
-
-
 def test_bad_head_settings_are_reported(brick):
     with pytest.raises(ValueError, match="coreset_fraction must be a number in"):
         _head(PatchMemoryBank, coreset_fraction=0.0).fit(brick.train[:3])
