@@ -38,7 +38,7 @@ def fitted_dfr(brick):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return DFR("cpu", weights=None, layers=LAYERS, image_size=128, seed=0, device="cpu").fit(brick.train)
+        return DFR("cpu", weights=None, layers=LAYERS, image_size=128, epochs=3, seed=0, device="cpu").fit(brick.train)
 
 
 def pixel_auc(maps, masks):

@@ -311,7 +311,7 @@ def test_clip_inputs_folders_arrays_and_colour(stae, clips, tmp_path):
     np.testing.assert_allclose(from_colour, from_bytes, rtol=1e-4)
     with pytest.raises(ValueError, match="single frame is a clip of one frame"):
         stae.predict(clip[0][:, :, None])
-    with pytest.raises(TypeError, match="only folders or only arrays"):
+    with pytest.raises(TypeError, match="only folders, only lists of frame files or only arrays"):
         stae.predict([tmp_path, clip])
 
 

@@ -111,7 +111,7 @@ def test_pool_model_with_one_region_mask_for_every_image(folders, tmp_path, caps
 
 def test_demo_refuses_unknown_models(tmp_path, capsys):
     assert main(["demo", "--models", "dfr,stea", "--out", str(tmp_path / "d")]) == 2
-    assert "unknown or unavailable models ['stea']" in capsys.readouterr().err
+    assert "unknown or unavailable model 'stea'" in capsys.readouterr().err
 
 
 def test_fit_a_feature_head_with_scoring_flags(folders, tmp_path, capsys):
@@ -202,4 +202,4 @@ def test_fit_help_names_the_models_and_defaults_of_each_flag(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--coreset-fraction CORESET_FRACTION share of the sampled vectors kept in the bank" in text
     assert "(memory-bank; default 0.05)" in text and "(dfr, pca-residual; default 0.9)" in text
-    assert "(dfr: default cpu; cae, stae, convlstm, poolae: default source)" in text
+    assert "(cae, convlstm, poolae, stae: default source; dfr: default cpu)" in text

@@ -144,9 +144,8 @@ def test_boxes_to_mask_accepts_scored_boxes():
     assert not boxes_to_mask(np.zeros((0, 4)), (4, 5)).any()
 
 
-def test_inpaint_split_hands_each_image_and_its_boxes_to_baselines(pool, monkeypatch):
-    import sys
-    import types
+def test_inpaint_split_hands_each_image_and_its_boxes_to_inpainting(pool, monkeypatch):
+    from dfr.data.readers import pool as pool_reader
 
     calls = []
 
@@ -154,7 +153,7 @@ def test_inpaint_split_hands_each_image_and_its_boxes_to_baselines(pool, monkeyp
         calls.append((image.dtype, image.shape, np.asarray(boxes).shape))
         return np.full(image.shape, 128, np.uint8)
 
-    monkeypatch.setitem(sys.modules, "baselines", types.SimpleNamespace(inpaint_boxes=fake_inpaint_boxes))
+    monkeypatch.setattr(pool_reader, "inpaint_boxes", fake_inpaint_boxes)
     dataset = read_pool(pool.root, format="voc")
     split = training_split(dataset, "inpaint", test_fraction=0.5, seed=0)
     with_swimmers = [i for i, boxes in enumerate(pool.boxes) if len(boxes)]

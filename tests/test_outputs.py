@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dfr import outputs
+from dfr.outputs import files
+from dfr.outputs import writer as writer_module
 from dfr.api.prediction import ItemPrediction
 from dfr.outputs.writer import PredictionWriter
 
@@ -17,7 +18,7 @@ def _item(name: str, score: float = 0.0, boxes=((1, 2, 5, 6, 0.5),)) -> ItemPred
 
 
 def test_every_result_is_written_and_the_summaries_keep_their_order(tmp_path):
-    count = outputs.WRITES_PENDING * 3  # more than may wait: add() waits for the oldest writes
+    count = writer_module.WRITES_PENDING * 3  # more than may wait: add() waits for the oldest writes
     with PredictionWriter(tmp_path / "out", (0.0, 2.0)) as writer:
         for index in range(count):
             writer.add(_item(f"img_{index:03d}.png", score=index / 10), order=(0, index))
@@ -43,14 +44,14 @@ def test_an_empty_run_writes_empty_summaries(tmp_path):
 
 
 def test_a_failed_background_write_stops_the_run_and_leaves_nothing(tmp_path, monkeypatch):
-    write = outputs._imwrite
+    write = writer_module.write_picture
 
     def failing(path, picture):
         if path.stem == "img_005":
             raise OSError(f"{path}: could not write image")
         write(path, picture)
 
-    monkeypatch.setattr(outputs, "_imwrite", failing)
+    monkeypatch.setattr(writer_module, "write_picture", failing)
     with pytest.raises(OSError, match=r"img_005\.png: could not write image"):
         with PredictionWriter(tmp_path / "out", (0.0, 2.0)) as writer:
             for index in range(8):
@@ -75,14 +76,14 @@ def test_overwrite_replaces_the_folder_and_a_failed_rename_keeps_the_old_one(tmp
     assert not (out / "old.txt").exists() and (out / "maps" / "new.npy").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
 
-    replace = outputs.os.replace
+    replace = files.os.replace
 
     def failing(source, target):
         if str(source).startswith(str(tmp_path / ".out.")) and ".replaced." not in str(source) and target == out:
             raise OSError("simulated: rename failed")
         replace(source, target)
 
-    monkeypatch.setattr(outputs.os, "replace", failing)
+    monkeypatch.setattr(files.os, "replace", failing)
     with pytest.raises(OSError, match="simulated"):
         with PredictionWriter(out, (0.0, 2.0), overwrite=True) as writer:
             writer.add(_item("newer.png"))

@@ -22,6 +22,8 @@ from PIL import Image
 
 from baselines import CAE
 from dfr import DFR, metrics, outputs, serialization
+from dfr.outputs import files
+from dfr.outputs import writer as writer_module
 from dfr.cli import main
 from dfr.data import synthetic
 from dfr.data.io import MAX_IMAGE_PIXELS, list_images, read_image, to_float_image
@@ -189,7 +191,7 @@ def test_very_long_file_names_get_short_unique_output_names(cae_file, images, tm
     assert main(["predict", str(cae_file), str(folder), "--out", str(out)]) == 0
     written = sorted(path.name for path in (out / "maps").iterdir())
     assert len(written) == 2 and len(set(written)) == 2
-    assert all(len(os.fsencode(name)) <= outputs.MAX_STEM_BYTES + 4 for name in written)
+    assert all(len(os.fsencode(name)) <= files.MAX_STEM_BYTES + 4 for name in written)
     assert sorted(record["name"] + ".npy" for record in json.loads((out / "boxes.json").read_text())["images"]) == written
 
 
@@ -575,7 +577,7 @@ def test_second_run_in_another_process_is_refused(cae_file, images, tmp_path):
     out, gate = tmp_path / "out", tmp_path / "gate"
     first = _start("predict", "predict", str(cae_file), str(images), "--out", str(out), DFR_TEST_GATE=str(gate))
     assert first.stdout.readline() == "started\n"  # and waits for the gate
-    second = subprocess.run([sys.executable, "-m", "dfr.cli", "predict", str(cae_file), str(images),
+    second = subprocess.run([sys.executable, "-m", "dfr", "predict", str(cae_file), str(images),
                              "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     gate.touch()
     assert second.returncode == 2 and f"another dfr run (process {first.pid})" in second.stderr
@@ -595,7 +597,7 @@ def _full_disk(*args, **kwargs):
 
 
 def test_full_disk_during_predict_leaves_nothing(cae_file, images, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(outputs.np, "save", _full_disk)
+    monkeypatch.setattr(writer_module.np, "save", _full_disk)
     assert main(["predict", str(cae_file), str(images), "--out", str(tmp_path / "out")]) == 2
     _single_error_line(capsys, "No space left on device")
     assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
@@ -618,7 +620,7 @@ def test_read_only_output_folder_is_named(cae_file, images, tmp_path, capsys, mo
     if os.geteuid() == 0:  # root writes anywhere: fail as the file system would for a user
         def read_only(*args, dir=None, **kwargs):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
-        monkeypatch.setattr(outputs.tempfile, "mkdtemp", read_only)
+        monkeypatch.setattr(files.tempfile, "mkdtemp", read_only)
     try:
         assert main(["predict", str(cae_file), str(images), "--out", str(parent / "out")]) == 2
     finally:

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+import dfr
+from dfr.api import registry
 from dfr.api.model import AnomalyModel
 from dfr.metrics import box_iou
 from dfr.scoring import (
@@ -87,7 +89,7 @@ def test_scoring_settings_are_checked_up_front():
     assert ScoringSettings.coerce(None) == ScoringSettings()
     assert ScoringSettings.coerce({"target_fpr": 0.01}).target_fpr == 0.01
     for bad, message in [({"target_fpr": 1.0}, "target_fpr"), ({"smoothing_sigma": -1}, "smoothing_sigma"),
-                         ({"image_score": "median"}, "image_score must be one of"), ({"top_fraction": 0}, "top_fraction"),
+                         ({"image_score": "median"}, "image_score must be one of 'max', 'mean', 'top_mean'"), ({"top_fraction": 0}, "top_fraction"),
                          ({"min_box_area": 2.5}, "min_box_area"), ({"sigma": 2}, "unknown scoring settings")]:
         with pytest.raises(ValueError, match=message):
             ScoringSettings.coerce(bad)
@@ -234,7 +236,7 @@ def _rope_scene(rng, defect=False):
     return image.astype(np.float32)
 
 
-def test_normalise_positions_finds_a_defect_that_a_noisy_band_outshines(tmp_path):
+def test_normalise_positions_finds_a_defect_that_a_noisy_band_outshines(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     train = [_rope_scene(rng) for _ in range(30)]
     test = [_rope_scene(rng, defect=True) for _ in range(4)]
@@ -247,6 +249,10 @@ def test_normalise_positions_finds_a_defect_that_a_noisy_band_outshines(tmp_path
     assert model.position_scale_[30].mean() > 10 * model.position_scale_[10].mean()
     for boxes in model.predict(test).boxes:
         assert len(boxes) == 1 and box_iou(boxes[0, :4], np.array([[36, 6, 48, 18]]))[0] >= 0.5
+    monkeypatch.setattr(registry, "_registered", {})
+    with pytest.raises(ValueError, match="MeanImageModel is not a registered model: register it"):
+        model.save(tmp_path / "model.dfr")
+    dfr.register_model("mean-image-test", MeanImageModel)
     model.save(tmp_path / "model.dfr")
     loaded = MeanImageModel.load(tmp_path / "model.dfr")
     assert np.array_equal(loaded.position_scale_, model.position_scale_)

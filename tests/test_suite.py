@@ -124,7 +124,7 @@ def test_bench_refuses_models_that_do_not_apply_to_the_dataset(tmp_path, capsys)
     synthetic.write_pool_like(tmp_path / "pool", n_images=4, seed=0)
     for models, message in [("cae", "models ['cae'] do not apply to pool data; models that do: "),
                             ("dfr,stae", "models ['stae'] do not apply to pool data"),
-                            ("nope", "unknown or unavailable models ['nope']"), (",", "--models names no model")]:
+                            ("nope", "unknown or unavailable model 'nope'"), (",", "--models names no model")]:
         assert main(["bench", "--dataset", "pool", "--root", str(tmp_path / "pool"), "--models", models,
                      "--out", str(tmp_path / "out")]) == 2
         error = capsys.readouterr().err
@@ -138,8 +138,10 @@ def test_evaluate_reports_a_saved_model_as_bench_does(tmp_path, capsys):
 
     synthetic.write_mvtec_like(tmp_path / "data", categories=("brick",), n_train=6, n_test=4, size=48, seed=0)
     task = mvtec_tasks(tmp_path / "data")[0]
-    model = DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2).fit(task.train)
-    model.save(tmp_path / "brick.dfr")
+    model = DFR(weights=None, image_size=32, layers=("relu1_2", "relu2_2", "relu3_4"), epochs=2)
+    model.fit(task.training_data()).save(tmp_path / "brick.dfr")
+    for image in task.training_data():  # evaluate reads no training image: unreadable ones do not matter
+        image.write_bytes(b"not an image")
     out = tmp_path / "eval"
     command = ["evaluate", str(tmp_path / "brick.dfr"), "--dataset", "mvtec", "--root", str(tmp_path / "data"),
                "--out", str(out)]
@@ -147,9 +149,10 @@ def test_evaluate_reports_a_saved_model_as_bench_does(tmp_path, capsys):
     assert "| DFR (brick.dfr) |" in capsys.readouterr().out
     run = json.loads((out / "results.json").read_text())["runs"][0]
     prediction = model.predict(task.frames)
+    masks = task.masks([m.shape for m in prediction.anomaly_maps])
     assert run["model"] == "brick.dfr" and run["fit_seconds"] is None and run["threshold"] == model.threshold_
-    assert run["metrics"]["pixel_auroc"] == pytest.approx(metrics.pixel_auroc(prediction.anomaly_maps, task.masks))
-    assert run["metrics"]["pro_auc"] == pytest.approx(metrics.pro_auc(prediction.anomaly_maps, task.masks))
+    assert run["metrics"]["pixel_auroc"] == pytest.approx(metrics.pixel_auroc(prediction.anomaly_maps, masks))
+    assert run["metrics"]["pro_auc"] == pytest.approx(metrics.pro_auc(prediction.anomaly_maps, masks))
     assert run["metrics"]["image_auroc"] == pytest.approx(
         metrics.image_auroc(None, task.image_labels, scores=prediction.scores))
     assert len(list((out / "runs" / "mvtec" / "brick" / "brick.dfr" / "predictions" / "masks").iterdir())) == 4

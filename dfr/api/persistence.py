@@ -40,8 +40,8 @@ def write_model_file(path: str | os.PathLike, payload: dict[str, Any], *, overwr
     if reserved:
         raise ValueError(f"{path}: payload keys {reserved} are reserved for the file's own fields")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "digest": content_digest(payload), **payload}
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        torch.save(record, temporary)
+    with atomic_path(path, overwrite=overwrite) as temporary, open(temporary, "wb") as stream:
+        torch.save(record, stream)  # a stream, not a path: torch names the archive after a path's (random) name
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:

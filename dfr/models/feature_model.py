@@ -123,7 +123,7 @@ class RegionalFeatureModel(AnomalyModel):
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 1|3) float in [0, 1] → (3, S, S) tensor normalised for the backbone."""
-        resized = resize_image(image, self.image_size, self.image_size)
+        resized = resize_image(image, self.image_size, self.image_size).reshape(self.image_size, self.image_size, -1)
         if resized.shape[2] == 1:
             resized = np.repeat(resized, 3, axis=2)
         mean, std = (np.array(values, np.float32) for values in self.input_normalisation_)
