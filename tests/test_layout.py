@@ -70,6 +70,25 @@ def test_no_import_cycle(graph):
             assert found is None, f"import cycle: {' -> '.join(found)}"
 
 
+def test_no_module_uses_a_private_name_of_another_module():
+    """``module._name`` (an imported module's private function, constant or import) is used nowhere
+    but in that module; private methods are a class's own business and its subclasses'."""
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        aliases = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                   if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                found += [f"{name}:{node.lineno} from {node.module} import {alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not found, f"private names used from another module: {found}"
+
+
 def test_every_public_name_of_the_library_is_documented():
     """Every public module, class, function and method of ``dfr`` (and of ``baselines``) has a docstring."""
     missing = []

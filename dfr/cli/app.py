@@ -53,7 +53,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     """The ``dfr`` parser with the model commands, and its sub-command group.
 
     ``fit --model`` takes every registered model; every constructor argument of those models

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from dfr.data.io import read_image
 from dfr.scoring import ScoringSettings
 
 
@@ -152,8 +153,6 @@ COMMON_FLAGS.add_argument("--debug", action="store_true", help="on an error, sho
 def region_masks_option(value: str | None) -> str | np.ndarray | None:
     """``--region-masks``: a mask file → one (H, W) array shared by every image; a folder stays a
     path; None stays None."""
-    from dfr.data.io import read_image
-
     if value is None or Path(value).is_dir():
         return value
     return read_image(value)[:, :, 0]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from dfr import distributed
 from dfr.api.model import load
@@ -18,7 +19,11 @@ from dfr.cli.arguments import (
     region_masks_option,
     scoring_options,
 )
-from dfr.data.io import image_sources
+from dfr.data.io import image_sources, list_clip_folders, list_images
+from dfr.deploy.stream import open_source, read_frames, source_fps, stream_to_folder
+from dfr.outputs.files import check_output_folder, unique_stems
+from dfr.outputs.pictures import write_clip_video
+from dfr.outputs.writer import PredictionWriter
 from dfr.scoring import AFTER_FIT, ScoringSettings
 
 
@@ -76,8 +81,6 @@ def run_fit(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     """``dfr predict``: a saved model on images or clips; maps, heatmaps, masks, overlays, boxes and scores written to ``--out``."""
-    from dfr.outputs.writer import check_output_folder
-
     check_output_folder(args.out, args.overwrite)
     model = load(args.model, device=args.device)
     model.workers = args.workers
@@ -93,11 +96,6 @@ def run_predict(args: argparse.Namespace) -> None:
 def _predict_images(model, args: argparse.Namespace, region_masks: Any, scoring: dict) -> None:
     """Predict and write one image at a time (``predict_iter``), so memory stays flat however
     many there are; under torch.distributed each process takes every N-th image."""
-    from tqdm.auto import tqdm
-
-    from dfr.data.io import image_sources
-    from dfr.outputs.writer import PredictionWriter, unique_stems
-
     sources, names = [], []
     for item in args.inputs:
         item_sources, item_names = image_sources(item)
@@ -128,9 +126,6 @@ def _predict_images(model, args: argparse.Namespace, region_masks: Any, scoring:
 def _predict_clips(model, args: argparse.Namespace, scoring: dict) -> None:
     """Predict and write one clip at a time: its frames' files, then its video; under
     torch.distributed each process takes every N-th clip."""
-    from dfr.data.io import list_clip_folders, list_images
-    from dfr.outputs.writer import PredictionWriter, unique_stems, write_clip_video
-
     folders = [folder for item in args.inputs for folder in list_clip_folders(item)]
     frame_names = [[path.name for path in list_images(folder)] for folder in folders]
     stems = iter(unique_stems([f"{folder.name}_{name}" for folder, names in zip(folders, frame_names) for name in names]))
@@ -156,8 +151,6 @@ def _predict_clips(model, args: argparse.Namespace, scoring: dict) -> None:
 def fit_inputs(model, item: str) -> str | list[str]:
     """What ``fit`` reads from a command-line path: the path itself (images, read as they are
     reached), or for clip models the list of its clip folders."""
-    from dfr.data.io import list_clip_folders
-
     if model.input_kind != "clips":
         return item
     return [str(folder) for folder in list_clip_folders(item)]
@@ -176,9 +169,6 @@ def run_export(args: argparse.Namespace) -> None:
 
 def run_stream(args: argparse.Namespace) -> None:
     """``dfr stream``: a saved model on a video file, camera or stream URL; ``overlay.mp4`` and ``frames.jsonl``."""
-    from dfr.deploy.stream import open_source, read_frames, source_fps, stream_to_folder
-    from dfr.outputs.writer import check_output_folder
-
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_output_folder(args.out, args.overwrite)

@@ -16,12 +16,13 @@ from dfr.evaluation.models import DEMO_MODELS, bench_models
 from dfr.evaluation.report import write_reports
 from dfr.evaluation.suite import evaluate_and_save, run_suite
 from dfr.evaluation.tasks import mvtec_tasks, pool_task, ucsd_task
+from dfr.models.backbones.vgg import imagenet_cache_path
 from dfr.outputs.files import check_output_folder, output_lock, staged_folder
 
 DATASETS = ("mvtec", "ucsd", "pool")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: Any) -> None:
     """Add ``bench``, ``evaluate`` and ``demo`` to the ``dfr`` parser's sub-commands."""
     bench = commands.add_parser(
         "bench", parents=[COMMON_FLAGS],
@@ -96,8 +97,6 @@ def _common(parser: argparse.ArgumentParser, default_out: str | None = None) -> 
 def _prepare(args: argparse.Namespace, lock: contextlib.ExitStack) -> Path:
     """The output folder, locked (:func:`dfr.outputs.output_lock`, held until ``lock`` closes),
     checked and (with --overwrite) emptied by rank 0."""
-    from dfr.outputs.writer import output_lock
-
     out = Path(args.out)
     error = None
     if distributed.is_main():
@@ -116,8 +115,6 @@ def _prepare(args: argparse.Namespace, lock: contextlib.ExitStack) -> Path:
 
 
 def _vgg_weights(value: str) -> str | None:
-    from dfr.models.backbones.vgg import imagenet_cache_path
-
     if value == "auto":
         cached = imagenet_cache_path()
         return str(cached) if cached.is_file() else None
