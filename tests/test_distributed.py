@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dfr
-from dfr.outputs.writer import output_lock
+from dfr.outputs.files import output_lock
 
 BIN = Path(sys.executable).parent
 TIMEOUT = 300  # seconds for one command, however many processes

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,13 +23,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from dfr.outputs.writer import (
-    check_output_folder,
-    colourise,
-    output_lock,
-    overlay,
-    replace_folder,
-)
+from dfr.outputs.files import check_output_folder, output_lock, staged_folder
+from dfr.outputs.pictures import colourise, overlay
 
 
 @dataclass
@@ -122,11 +115,12 @@ def stream_to_folder(model, frames: Iterator[Frame], out: str | os.PathLike, *, 
     ``out``. Returns a summary: frames processed, skipped, anomalous, seconds, frames/s."""
     with output_lock(check_output_folder(out, overwrite)) as out:
         check_output_folder(out, overwrite)
-        return _stream_into(model, frames, out, fps, max_frames, progress)
+        with staged_folder(out) as staging:
+            return _stream_into(model, frames, staging, fps, max_frames, progress)
 
 
-def _stream_into(model, frames: Iterator[Frame], out: Path, fps: float, max_frames: int | None, progress) -> dict:
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+def _stream_into(model, frames: Iterator[Frame], staging: Path, fps: float, max_frames: int | None, progress) -> dict:
+    """:func:`stream_to_folder`'s work, written into ``staging``; Ctrl-C ends the stream and keeps what it wrote."""
     writer, records = None, open(staging / "frames.jsonl", "w")
     summary = {"frames": 0, "skipped": 0, "anomalous": 0}
     started = time.perf_counter()
@@ -141,36 +135,31 @@ def _stream_into(model, frames: Iterator[Frame], out: Path, fps: float, max_fram
             yield frame.image
 
     try:
-        try:
-            for result in model.stream(images()):
-                frame = taken[-1]
-                if writer is None:
-                    height, width = frame.image.shape[:2]
-                    writer = cv2.VideoWriter(str(staging / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (width, height))
-                    if not writer.isOpened():
-                        raise OSError(f"{out}: OpenCV cannot write MP4 video here")
-                writer.write(overlay(result.image, colourise(result.anomaly_map, *model.heatmap_range), result.boxes))
-                anomalous = bool(result.mask.any())
-                records.write(json.dumps({"frame": frame.index, "time": round(frame.time, 4), "score": result.score,
-                                          "anomalous": anomalous, "boxes": result.boxes.round(2).tolist(),
-                                          "skipped": frame.skipped}) + "\n")
-                summary["frames"] += 1
-                summary["skipped"] += frame.skipped
-                summary["anomalous"] += anomalous
-                if progress and summary["frames"] % 100 == 0:
-                    progress(f"{summary['frames']} frames, {summary['frames'] / (time.perf_counter() - started):.1f} "
-                             "frames/s")
-        except KeyboardInterrupt:
-            summary["interrupted"] = True
-        finally:
-            records.close()
-            if writer is not None:
-                writer.release()
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        for result in model.stream(images()):
+            frame = taken[-1]
+            if writer is None:
+                height, width = frame.image.shape[:2]
+                writer = cv2.VideoWriter(str(staging / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (width, height))
+                if not writer.isOpened():
+                    raise OSError(f"{staging.parent}: OpenCV cannot write MP4 video here")
+            writer.write(overlay(result.image, colourise(result.anomaly_map, *model.heatmap_range), result.boxes))
+            anomalous = bool(result.mask.any())
+            records.write(json.dumps({"frame": frame.index, "time": round(frame.time, 4), "score": result.score,
+                                      "anomalous": anomalous, "boxes": result.boxes.round(2).tolist(),
+                                      "skipped": frame.skipped}) + "\n")
+            summary["frames"] += 1
+            summary["skipped"] += frame.skipped
+            summary["anomalous"] += anomalous
+            if progress and summary["frames"] % 100 == 0:
+                progress(f"{summary['frames']} frames, {summary['frames'] / (time.perf_counter() - started):.1f} "
+                         "frames/s")
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+    finally:
+        records.close()
+        if writer is not None:
+            writer.release()
     summary["seconds"] = time.perf_counter() - started
     summary["frames_per_second"] = summary["frames"] / max(summary["seconds"], 1e-9)
     return summary
