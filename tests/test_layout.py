@@ -108,3 +108,20 @@ def test_every_public_name_of_the_library_is_documented():
                     if not member.startswith("_") and inspect.isfunction(function) and not inspect.getdoc(function):
                         missing.append(f"{name}.{attribute}.{member}")
     assert not missing, f"public names without a docstring: {missing}"
+
+
+def test_former_import_paths_still_work():
+    """Modules that moved into sub-packages import under their former names as the same module."""
+    import dfr
+    from dfr.compat import MOVED
+
+    for former, current in MOVED.items():
+        assert importlib.import_module(former) is importlib.import_module(current), former
+    from dfr.dfr_model import DFR
+    from dfr.io import read_image
+    from dfr.synthetic import defect_dataset
+
+    assert DFR is dfr.DFR and read_image is dfr.data.io.read_image and callable(defect_dataset)
+    from benchmarks.datasets import read_mvtec, write_pool_like
+
+    assert read_mvtec is dfr.data.readers.read_mvtec and callable(write_pool_like)
