@@ -257,13 +257,16 @@ class AnomalyModel:
         params.check(type(self).__name__, {**self.get_params(), **self.settings()}, rules, constraints)
 
     @classmethod
-    def parameters(cls) -> dict[str, inspect.Parameter]:
+    def parameters(cls, *, hints: bool = False) -> dict[str, inspect.Parameter]:
         """The constructor arguments of the class and its bases (the ``**`` arguments that a
-        subclass passes on to its base are the base's own), by name, type hints evaluated."""
+        subclass passes on to its base are the base's own), by name; with ``hints``, their type
+        hints evaluated (the command line parses values by them). Without ``hints`` no code is
+        evaluated: an ``eval`` interrupted by Ctrl-C would make Python exit by SIGINT even
+        after the command has handled the interruption."""
         found: dict[str, inspect.Parameter] = {}
         for klass in cls.__mro__:
             if "__init__" in vars(klass):
-                for name, parameter in inspect.signature(klass.__init__, eval_str=True).parameters.items():
+                for name, parameter in inspect.signature(klass.__init__, eval_str=hints).parameters.items():
                     if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                         found.setdefault(name, parameter)
         return found

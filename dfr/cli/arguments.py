@@ -75,7 +75,7 @@ def constructor_arguments(classes: dict[str, type]) -> dict[str, dict[str, inspe
     """Argument name → {model name: its constructor parameter}, for every argument but ``OWN_FLAGS``."""
     arguments: dict[str, dict[str, inspect.Parameter]] = {}
     for model, model_class in classes.items():
-        for name, parameter in model_class.parameters().items():
+        for name, parameter in model_class.parameters(hints=True).items():
             if name not in OWN_FLAGS:
                 arguments.setdefault(name, {})[model] = parameter
     return arguments

@@ -44,7 +44,7 @@ def run_fit(args: argparse.Namespace) -> None:
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out.parent}: no such folder for the model file")
     model_class = model_class_of(args.model)
-    parameters = model_class.parameters()
+    parameters = model_class.parameters(hints=True)
     options = {}
     for name in [*constructor_arguments(registered_classes()), "weights"]:
         if name not in vars(args):
