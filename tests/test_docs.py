@@ -1,5 +1,6 @@
 """The documentation matches the code: the API reference is generated from the current
 docstrings, and the example of docs/howto/add-a-model.md works as the page says."""
+import json
 import re
 import sys
 import types
@@ -76,3 +77,21 @@ def test_registering_a_name_twice_for_another_class_is_refused(mean_image):
             dfr.register_model("cae", mean_image)
         with pytest.raises(TypeError, match="not a subclass of dfr.AnomalyModel"):
             dfr.register_model("thing", dict)
+
+
+def test_make_demo_copies_the_demo_tables_into_the_benchmarks_page(tmp_path, monkeypatch):
+    import update_demo_tables
+
+    runs = [{"fit_seconds": 50.0, "predict_seconds": 10.0}, {"fit_seconds": None, "predict_seconds": 60.0}]
+    (tmp_path / "results.json").write_text(json.dumps({
+        "runs": runs, "machine": "x86_64", "machine_description": "2 CPU cores (x86_64), no GPU",
+        "date": "2026-12-06", "dfr_version": "0.1.0", "torch_version": "2.13.0+cpu", "seed": 0}))
+    (tmp_path / "results.md").write_text("### mvtec: brick\n\n| model | pixel AUROC |\n|---|---|\n| DFR | 0.9 |\n")
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Benchmarks\n\nbefore\n{update_demo_tables.START}\nold tables\n{update_demo_tables.END}\nafter\n")
+    monkeypatch.setattr(update_demo_tables, "PAGE", page)
+    update_demo_tables.main(str(tmp_path))
+    text = page.read_text()
+    assert "old tables" not in text and text.startswith("# Benchmarks\n\nbefore\n") and text.endswith("after\n")
+    assert "`make demo` on 2 CPU cores (x86_64), no GPU, 2026-12-06: 2 runs, 2 min" in text
+    assert "#### mvtec: brick" in text and "| DFR | 0.9 |" in text
