@@ -473,7 +473,8 @@ def test_huge_declared_tensor_is_refused_without_allocating(tmp_path):
                 data = data.replace(b"K\x04", b"\x8a\x06" + (2**40).to_bytes(6, "little"))
             archive.writestr(info, data)
     (tmp_path / "huge.dfr").write_bytes(target.getvalue())
-    with pytest.raises(ValueError, match=r"huge.dfr: not a readable dfr model file, truncated or damaged \(RuntimeError"):
+    # torch 2.13 fails to read it (RuntimeError); torch 2.8 reads it lazily and the record is refused
+    with pytest.raises(ValueError, match=r"huge.dfr: not a (readable )?dfr model file"):
         serialization.read_model_file(tmp_path / "huge.dfr")
 
 
