@@ -18,6 +18,7 @@ demo need to know of a model comes from its class (:class:`ModelInfo`).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -123,10 +124,13 @@ def class_at_path(path: str) -> type | None:
 
 def _sources() -> dict[str, Any]:
     """Name → class, ``"module:Class"`` string or entry point, for every registered model."""
-    sources: dict[str, Any] = dict(BUILTIN)
-    sources.update({point.name: point for point in entry_points(group=ENTRY_POINT_GROUP) if point.name not in BUILTIN})
-    sources.update(_registered)
-    return sources
+    return {**BUILTIN, **_installed(), **_registered}
+
+
+@functools.cache
+def _installed() -> dict[str, Any]:
+    """The ``dfr.models`` entry points of the installed packages, read once per process."""
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP) if point.name not in BUILTIN}
 
 
 def _path(cls: type) -> str:
