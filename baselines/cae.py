@@ -15,8 +15,10 @@ from baselines._common import (
     reconstruction_loss,
 )
 from dfr.api import params
+from dfr.api.tiled import TiledModel
 from dfr.data.datasets import ImageDataset, Mapped
 from dfr.data.io import resize_image, to_gray
+from dfr.data.tiles import as_size
 
 # The source's fixed rule: a pixel is anomalous when the 4x4 box sum of |error| x 255 exceeds 4·255.
 FIXED_THRESHOLD = 4.0 * 255.0
@@ -24,20 +26,20 @@ BOX = 4
 
 
 class CAENetwork(nn.Module):
-    """(B, 1, S, S) in [0, 1] → (B, 1, S, S) in [0, 1].
+    """(B, 1, H, W) in [0, 1] → (B, 1, H, W) in [0, 1], for a ``size`` (H, W).
 
     Encoder: conv 5x5 (``channels``) + ReLU, max-pool 2, conv 5x5 (``channels``) + ReLU,
     max-pool 2, dense layer to ``bottleneck`` values. Decoder: dense back to
-    ``channels`` x (S/4 - 3) x (S/4 - 3) + ReLU, upsample 2, transposed conv 5x5 + ReLU,
+    ``channels`` x (H/4 - 3) x (W/4 - 3) + ReLU, upsample 2, transposed conv 5x5 + ReLU,
     upsample 2, transposed conv 5x5 to one channel + sigmoid. Convolutions are unpadded, so
-    for S = 100 the code map is 32 x 22 x 22, as in the source.
+    for 100 x 100 the code map is 32 x 22 x 22, as in the source.
     """
 
-    def __init__(self, size: int, channels: int, bottleneck: int) -> None:
+    def __init__(self, size: tuple[int, int], channels: int, bottleneck: int) -> None:
         super().__init__()
-        code_side = ((size - 4) // 2 - 4) // 2
-        code_shape = (channels, code_side, code_side)
-        code_size = channels * code_side * code_side
+        code_height, code_width = (((side - 4) // 2 - 4) // 2 for side in size)
+        code_shape = (channels, code_height, code_width)
+        code_size = channels * code_height * code_width
         self.encoder = nn.Sequential(
             nn.Conv2d(1, channels, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(channels, channels, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -53,10 +55,10 @@ class CAENetwork(nn.Module):
         return self.decoder(self.encoder(frames))
 
 
-class CAE(PixelModel):
+class CAE(PixelModel, TiledModel):
     """Convolutional autoencoder on single gray frames with a dense bottleneck (REFERENCE.md §5).
 
-    Each image is converted to gray (BT.601 luma) and resized to ``image_size`` squared. The
+    Each image is converted to gray (BT.601 luma) and resized to ``image_size``. The
     anomaly map is the source's heatmap: ``|input - reconstruction| x 255`` summed over a 4x4
     box (zero outside the image), computed at network resolution and resized to the input's
     size (bilinear when enlarging, area when shrinking). Its unit is therefore "grey levels summed over 16 pixels" (0 to 4080). Image
@@ -67,13 +69,16 @@ class CAE(PixelModel):
             2000, Adam 1e-4, weight decay 1e-5, batch 32, 30 epochs) or ``"cpu"`` (64x64, 16
             channels, bottleneck 256, lr 1e-3, 40 epochs). Arguments left as ``None`` take the
             preset's value; :meth:`settings` shows what a fit uses.
-        image_size: side S of the square network input, a multiple of 4, at least 16.
+        image_size: the network input: a side S (a square) or (height, width), each a
+            multiple of 4 and at least 16.
         channels: channels of both convolutions.
         bottleneck: width of the dense code. Without it, anomalies are reconstructed too.
         epochs, batch_size, learning_rate, weight_decay: Adam on the mean squared error.
         threshold_rule: ``"target_fpr"`` (default: the shared rule, fitted on held-out normal
             data) or ``"fixed"`` (the source's ``4 x 255``, in the map's unit).
-        common: ``scoring``, ``seed``, ``device``; see :class:`dfr.AnomalyModel`.
+        common: ``tile_overlap`` (:class:`dfr.api.tiled.TiledModel`), ``scoring``, ``seed``,
+            ``device`` (:class:`dfr.AnomalyModel`). ``tile_size`` (:class:`dfr.api.tiled.TiledModel`)
+            is ``None`` by default: the source's model resizes every image whole.
     """
 
     PRESETS = {
@@ -85,7 +90,8 @@ class CAE(PixelModel):
 
     datasets = ("mvtec", "ucsd")
     PARAMETERS = {
-        "image_size": params.size_rule(lambda side: side >= 16 and side % 4 == 0, "a multiple of 4 and at least 16"),
+        "image_size": params.size_rule(lambda side: side >= 16 and side % 4 == 0, "a multiple of 4 and at least 16",
+                                       rectangles=True),
         "channels": params.positive_int,
         "bottleneck": params.positive_int,
         "threshold_rule": params.literal("target_fpr", "fixed"),
@@ -99,7 +105,7 @@ class CAE(PixelModel):
         self,
         preset: str = "source",
         *,
-        image_size: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
         bottleneck: int | None = None,
         epochs: int | None = None,
@@ -107,9 +113,10 @@ class CAE(PixelModel):
         learning_rate: float | None = None,
         weight_decay: float | None = None,
         threshold_rule: str = "target_fpr",
+        tile_size: int | tuple[int, int] | str | None = None,
         **common: Any,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(tile_size=tile_size, **common)
         self.preset = preset
         self.image_size = image_size
         self.channels = channels
@@ -120,14 +127,16 @@ class CAE(PixelModel):
         self.weight_decay = weight_decay
         self.threshold_rule = threshold_rule
 
+    def network_size(self) -> tuple[int, int]:
+        return as_size(self.settings()["image_size"])
+
     def _network(self) -> CAENetwork:
         settings = self.settings()
-        return CAENetwork(settings["image_size"], settings["channels"], settings["bottleneck"])
+        return CAENetwork(self.network_size(), settings["channels"], settings["bottleneck"])
 
     def _input(self, image: np.ndarray) -> torch.Tensor:
-        """One image → its network input (1, S, S) float32 on CPU."""
-        size = self.settings()["image_size"]
-        return torch.from_numpy(resize_image(to_gray(image), size, size))[None]
+        """One image → its network input (1, h, w) float32 on CPU."""
+        return torch.from_numpy(resize_image(to_gray(image), *self.network_size()))[None]
 
     def _fit(self, images: ImageDataset) -> None:
         with self._seeded():
@@ -143,11 +152,11 @@ class CAE(PixelModel):
         return ReconstructionError(self.network_, power=1, scale=255.0, channel_mean=True)
 
     def input_spec(self) -> dict[str, Any]:
-        size = self.settings()["image_size"]
-        return {"shape": [None, 1, size, size], "layout": "NCHW", "channels": "gray", "range": [0.0, 1.0],
-                "normalisation": None, "resize": "bilinear to the network size"}
+        return {"shape": [None, 1, *self.network_size()], "layout": "NCHW", "channels": "gray", "range": [0.0, 1.0],
+                "normalisation": None, "resize": "area when shrinking, else bilinear, to the network size",
+                **self.tiling_spec()}
 
-    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _view_maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
         maps = []
         for start in range(0, len(images), INFERENCE_BATCH):
             batch = torch.stack([self._input(image) for image in images[start:start + INFERENCE_BATCH]])

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from dfr.api.prediction import ItemPrediction
 from dfr.outputs import files
 from dfr.outputs import writer as writer_module
-from dfr.api.prediction import ItemPrediction
 from dfr.outputs.writer import PredictionWriter
 
 

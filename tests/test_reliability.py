@@ -22,12 +22,12 @@ from PIL import Image
 
 from baselines import CAE
 from dfr import DFR, metrics, outputs, serialization
-from dfr.outputs import files
-from dfr.outputs import writer as writer_module
 from dfr.cli import main
 from dfr.data import synthetic
 from dfr.data.io import MAX_IMAGE_PIXELS, list_images, read_image, to_float_image
 from dfr.data.readers.pool import read_pool
+from dfr.outputs import files
+from dfr.outputs import writer as writer_module
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 with random weights")

@@ -128,11 +128,12 @@ class AnomalyModel:
         else:
             train, held_out = items, self._dataset(validation, validation_region_masks)
         self.world_size_ = distributed.world_size()
+        training_items = self._shard(self._training_items(train))
         train, held_out = self._shard(train), self._shard(held_out, required=False)
         if self.scoring.normalise_positions:
             self._check_one_size(train)
         self.device_ = distributed.local_device(resolve_device(self.device))
-        self._fit(train.with_pairs(self.fits_in_regions))
+        self._fit(training_items.with_pairs(self.fits_in_regions))
         self.position_scale_ = None
         if self.scoring.normalise_positions:
             sums = None
@@ -355,6 +356,11 @@ class AnomalyModel:
         held = min(len(items) - 1, max(1, round(self.scoring.validation_fraction * len(items))))
         order = np.random.default_rng(self.seed).permutation(len(items))
         return items.subset(np.sort(order[held:])), items.subset(np.sort(order[:held]))
+
+    def _training_items(self, items: ImageDataset) -> Any:
+        """What ``_fit`` trains on, made from the training items before they are shared among
+        processes: the items themselves (:class:`dfr.api.tiled.TiledModel`: their tiles)."""
+        return items
 
     def _fit(self, items: ImageDataset) -> None:
         raise NotImplementedError

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from dfr.data.tiles import as_size
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -90,8 +92,9 @@ def one_of(*options: Rule | Any) -> Rule:
                 + (" or " if len(rules) > 1 else "") + rules[-1].text, hints[0] if hints else None)
 
 
-def size_rule(valid: Callable[[int], bool], text: str) -> Rule:
-    """A network side in pixels that passes ``valid``; the error names the nearest valid sides."""
+def size_rule(valid: Callable[[int], bool], text: str, *, rectangles: bool = False) -> Rule:
+    """A network side in pixels that passes ``valid``; with ``rectangles`` also a (height, width)
+    pair or ``"HxW"`` text whose two sides pass. The error names the nearest valid sides."""
 
     def nearest(size: Any) -> str:
         if not _integer(size) or size < 1:
@@ -101,7 +104,22 @@ def size_rule(valid: Callable[[int], bool], text: str) -> Rule:
         found = " or ".join(str(s) for s in (below, above) if s is not None)
         return f"nearest valid: {found}" if found else ""
 
-    return Rule(lambda v: _integer(v) and valid(v), text, nearest)
+    if not rectangles:
+        return Rule(lambda v: _integer(v) and valid(v), text, nearest)
+
+    def sides(value: Any) -> tuple[int, int] | None:
+        try:
+            return as_size(value)
+        except ValueError:
+            return None
+
+    def hint(value: Any) -> str:
+        found = sides(value)
+        return "; ".join(f"{name} {nearest(side)}" for name, side in zip(("height", "width"), found or ())
+                         if not valid(side) and nearest(side))
+
+    return Rule(lambda v: sides(v) is not None and all(valid(side) for side in sides(v)),
+                f"a side or a (height, width) pair, each {text}", hint)
 
 
 def check(owner: str, values: dict[str, Any], rules: dict[str, Rule], constraints: Iterable[Constraint] = ()) -> None:

@@ -100,6 +100,9 @@ def _feed(hasher: "hashlib._Hash", value: Any) -> None:
         hasher.update(f"{type(value).__name__} {len(text)};".encode() + text)
 
 
+#: Constructor arguments added since model files were first written, with the value that
+#: reproduces what a file written before them did (a model without the argument behaved so).
+ADDED_PARAMETERS = {"tile_size": None}
 #: Where model files written before the registry name model classes that have moved since.
 FORMER_CLASS_PATHS = {"dfr.dfr_model.DFR": "dfr.models.dfr.DFR"}
 
@@ -162,8 +165,12 @@ def _record_class(record: dict[str, Any], path: str | os.PathLike) -> type:
 
 
 def _current_params(record: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
-    """The file's constructor arguments, with settings that older versions stored in other units dropped."""
+    """The file's constructor arguments, with settings that older versions stored in other units
+    dropped and arguments added since set to their former behaviour (``ADDED_PARAMETERS``)."""
     params = dict(record["params"])
+    for name, former in ADDED_PARAMETERS.items():
+        if name not in params and name in _record_class(record, path).parameters():
+            params[name] = former
     stored = dict(params.get("scoring") or {})
     if isinstance(stored.get("min_box_area"), int) and stored["min_box_area"] >= 1:
         warnings.warn(f"{path}: written by dfr {record.get('library_version', '?')} with min_box_area in pixels "

@@ -36,7 +36,8 @@ def parse_value(text: str, annotation: Any) -> Any:
 
     Tried in this order, among the types the hint allows: ``none`` → None; ``true`` / ``false``
     → bool; an int; a float; for a sequence hint (``tuple[str, ...]``, ``Sequence[int]``) a
-    comma-separated list, each item parsed as the element type; the string itself. Anything
+    comma-separated list (of ints also ``x``-separated: ``360x640``), each item parsed as the
+    element type; the string itself. Anything
     else raises a ValueError naming the value and the types expected.
     """
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
@@ -54,7 +55,13 @@ def parse_value(text: str, annotation: Any) -> Any:
                 pass
     for kind in allowed:
         if typing.get_origin(kind) in (tuple, list, collections.abc.Sequence):
-            return [parse_value(item.strip(), typing.get_args(kind)[0]) for item in text.split(",")]
+            element = typing.get_args(kind)[0]
+            separators = "[,xX]" if element is int else ","  # a size: 360x640
+            try:
+                return [parse_value(item.strip(), element) for item in re.split(separators, text)]
+            except ValueError:
+                if str not in allowed:
+                    raise
     if str in allowed:
         return text
     names = {type(None): "none", bool: "true or false"}
@@ -92,11 +99,14 @@ def argument_docs(model_class: type) -> dict[str, str]:
 
 def _own_argument_docs(model_class: type) -> dict[str, str]:
     """:func:`argument_docs` of one class's own docstring."""
-    _, _, section = (vars(model_class).get("__doc__") or "").partition("Args:\n")
-    section = inspect.cleandoc("x\n" + section).partition("\n")[2] if section else ""
+    found = re.search(r"^( *)Args:\n", vars(model_class).get("__doc__") or "", re.MULTILINE)
+    if found is None:
+        return {}
+    indent = found.group(1)  # entries are indented 4 more than "Args:", continuations 8
+    section = found.string[found.end():].splitlines()
     docs: dict[str, str] = {}
     names: list[str] = []
-    for line in section.splitlines():
+    for line in (line.removeprefix(indent) for line in section):
         entry = re.fullmatch(r"    (\w[\w, ]*): (.*)", line)
         if entry:
             names = [name.strip() for name in entry.group(1).split(",")]

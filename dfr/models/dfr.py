@@ -43,8 +43,8 @@ HIDDEN_CAP = 512
 class DFR(RegionalFeatureModel):
     """Deep Feature Reconstruction (Shi et al. 2021) under the shared :class:`dfr.AnomalyModel` API.
 
-    A frozen CNN (VGG19 by default) turns each image, resized to ``image_size``, into a regional feature map
-    (C, S/4, S/4) from ``layers``; a 1x1-conv autoencoder whose latent size ``d`` keeps
+    A frozen CNN (VGG19 by default) turns each image, resized to ``image_size`` (or each of its
+    tiles), into a regional feature map (C, H/4, W/4) from ``layers``; a 1x1-conv autoencoder whose latent size ``d`` keeps
     ``explained_variance`` of the PCA variance reconstructs it. The anomaly map is the mean
     squared error over channels at each position, resized bilinearly to the input's size.
 
@@ -82,7 +82,9 @@ class DFR(RegionalFeatureModel):
             learns only a correction to it, starting from zero: training starts from the PCA
             residual and can only improve on it for normal data. ``None`` takes the preset's
             (cpu: on, paper: off).
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        scoring, seed, device: see :class:`dfr.AnomalyModel`; ``tile_size`` and
+            ``tile_overlap``: see :class:`dfr.api.tiled.TiledModel` (by default an image more
+            than twice the network input is cut into tiles).
 
     Learned attributes: ``latent_dim_``, ``explained_variance_ratio_`` (PCA spectrum, first
     ``latent_dim_`` entries), ``feature_shift_`` (C,) and ``feature_scale_`` (the input

@@ -1,8 +1,9 @@
 """Models on DFR's regional features: the shared base of DFR and the feature-space heads.
 
-A frozen backbone turns each image, resized to ``image_size``, into a regional feature map
-(C, S/4, S/4) (:mod:`dfr.models.features`); a head scores every position, and the position scores,
-resized bilinearly to the input's own size, are the anomaly map. DFR's head is a trained
+A frozen backbone turns each image, resized to ``image_size`` (H, W) or cut into tiles of it
+(:class:`dfr.api.tiled.TiledModel`), into a regional feature map (C, H/4, W/4)
+(:mod:`dfr.models.features`); a head scores every position, and the position scores, resized
+bilinearly to the input's own size, are the anomaly map. DFR's head is a trained
 autoencoder; ``baselines`` adds a PCA residual and a patch memory bank on the same features.
 """
 from __future__ import annotations
@@ -17,23 +18,23 @@ from tqdm.auto import tqdm
 
 from dfr import distributed
 from dfr.api import params
-from dfr.api.model import AnomalyModel
+from dfr.api.tiled import TiledModel
 from dfr.data.datasets import batches
 from dfr.data.io import resize_image
+from dfr.data.tiles import as_size
 from dfr.models.backbones import build_backbone
 from dfr.models.features import RegionalFeatureExtractor
-from dfr.scoring import ScoringSettings
 
 #: Feature vectors cached for fitting by ``positions_per_image="auto"``, spread over the images.
 CACHED_VECTORS = 51_200
 INFERENCE_BATCH = 4
 
 
-class RegionalFeatureModel(AnomalyModel):
+class RegionalFeatureModel(TiledModel):
     """Base of the models that score DFR's regional feature vectors position by position.
 
     Subclasses implement ``_fit_head(images, rng)`` (after :meth:`_build_extractor`),
-    ``_position_scores(features)`` ((B, C, s, s) → (B, s, s), higher is more anomalous) and
+    ``_position_scores(features)`` ((B, C, h, w) → (B, h, w), higher is more anomalous) and
     ``_head_state()`` / ``_load_head_state(state)``; the backbone weights are saved here.
 
     Args:
@@ -43,18 +44,22 @@ class RegionalFeatureModel(AnomalyModel):
             a path to a local checkpoint, or ``None`` for seeded random weights (tests only).
         layers: backbone outputs to use; ``None`` takes the backbone's default (for VGG19 the
             paper's 12 ReLU outputs relu1_1 … relu4_4, 3456 channels).
-        image_size: side S of the square network input, a multiple of 4, at least 16.
+        image_size: the network input: a side S (a square) or (height, width), e.g.
+            ``(360, 640)`` (``360x640`` on the command line); each side a multiple of 4, at
+            least 16. Images are resized to it whole, or cut into tiles (``tile_size``).
         reflect_padding: reflection instead of zero padding in VGG19, as in the paper.
         official_border: VGG19 layers followed by a conv keep their 1-pixel reflection border,
             as the official DFR code returns them (to reproduce published numbers; see
             docs/dfr.md); needs ``backbone="vgg19"`` and ``reflect_padding``.
-        scoring, seed, device: see :class:`dfr.AnomalyModel`.
+        common: ``tile_size``, ``tile_overlap`` (:class:`dfr.api.tiled.TiledModel`),
+            ``scoring``, ``seed``, ``device`` (:class:`dfr.AnomalyModel`).
     """
 
     PARAMETERS = {
         "backbone": params.Rule(lambda name: isinstance(name, str) and (name == "vgg19" or name.startswith("timm:")),
                                 "'vgg19' or 'timm:<timm model name>'"),
-        "image_size": params.size_rule(lambda side: side >= 16 and side % 4 == 0, "a multiple of 4 and at least 16"),
+        "image_size": params.size_rule(lambda side: side >= 16 and side % 4 == 0, "a multiple of 4 and at least 16",
+                                       rectangles=True),
         "reflect_padding": params.boolean,
         "official_border": params.boolean,
     }
@@ -70,14 +75,12 @@ class RegionalFeatureModel(AnomalyModel):
         backbone: str = "vgg19",
         weights: str | None = "imagenet",
         layers: tuple[str, ...] | list[str] | None = None,
-        image_size: int = 256,
+        image_size: int | tuple[int, int] = 256,
         reflect_padding: bool = True,
         official_border: bool = False,
-        scoring: ScoringSettings | dict[str, Any] | None = None,
-        seed: int = 0,
-        device: str = "auto",
+        **common: Any,
     ) -> None:
-        super().__init__(scoring=scoring, seed=seed, device=device)
+        super().__init__(**common)
         self.backbone = backbone
         self.weights = weights
         self.layers = None if layers is None else tuple(layers)
@@ -106,13 +109,17 @@ class RegionalFeatureModel(AnomalyModel):
             seed=self.seed, warn=warn,
         )
         layers = layers or (backbone.default_layers if self.layers is None else self.layers)
-        self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.image_size).to(self.device_)
+        self.extractor_ = RegionalFeatureExtractor(backbone, layers, self.network_size()).to(self.device_)
         self.input_normalisation_ = (list(backbone.mean), list(backbone.std))
+
+    def network_size(self) -> tuple[int, int]:
+        return as_size(self.image_size)
 
     @property
     def positions(self) -> int:
-        """Positions of one regional feature map: (S/4)²."""
-        return (self.image_size // 4) ** 2
+        """Positions of one regional feature map: (H/4) x (W/4)."""
+        height, width = self.network_size()
+        return (height // 4) * (width // 4)
 
     def _cache_per_image(self, rule: int | str, images: int) -> int:
         """Positions to sample per image: ``rule`` itself, or for "auto" ``CACHED_VECTORS``
@@ -122,15 +129,16 @@ class RegionalFeatureModel(AnomalyModel):
         return min(int(rule), self.positions)
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 1|3) float in [0, 1] → (3, S, S) tensor normalised for the backbone."""
-        resized = resize_image(image, self.image_size, self.image_size).reshape(self.image_size, self.image_size, -1)
+        """(H, W, 1|3) float in [0, 1] → (3, h, w) tensor at the network size, normalised for the backbone."""
+        height, width = self.network_size()
+        resized = resize_image(image, height, width).reshape(height, width, -1)
         if resized.shape[2] == 1:
             resized = np.repeat(resized, 3, axis=2)
         mean, std = (np.array(values, np.float32) for values in self.input_normalisation_)
         return torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1).copy())
 
     def _input_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Network inputs (B, 3, S, S) on the CPU, ``batch_size`` images at a time (a lazy
+        """Network inputs (B, 3, h, w) on the CPU, ``batch_size`` images at a time (a lazy
         dataset is read ahead by ``workers`` processes); a progress bar named ``desc``."""
         name = type(self).__name__
         total = math.ceil(len(images) / batch_size)
@@ -139,7 +147,7 @@ class RegionalFeatureModel(AnomalyModel):
             yield torch.stack([self._preprocess(image) for image in batch])
 
     def _feature_batches(self, images: Sequence[np.ndarray], desc: str | None, batch_size: int = INFERENCE_BATCH) -> Iterator[torch.Tensor]:
-        """Regional features (B, C, S/4, S/4) on the model's device, ``batch_size`` images at a time.
+        """Regional features (B, C, h/4, w/4) on the model's device, ``batch_size`` images at a time.
 
         The features come in channels-last memory layout (see :func:`dfr.models.features.regional_features`).
         """
@@ -190,14 +198,15 @@ class RegionalFeatureModel(AnomalyModel):
 
     def input_spec(self) -> dict[str, Any]:
         mean, std = self.input_normalisation_
-        return {"shape": [None, 3, self.image_size, self.image_size], "layout": "NCHW", "channels": "RGB",
+        return {"shape": [None, 3, *self.network_size()], "layout": "NCHW", "channels": "RGB",
                 "range": [0.0, 1.0], "normalisation": {"mean": list(mean), "std": list(std)},
-                "resize": "area when shrinking, else bilinear, to the network size; then (x - mean) / std"}
+                "resize": "area when shrinking, else bilinear, to the network size; then (x - mean) / std",
+                **self.tiling_spec()}
 
     def _restore_input_spec(self, spec: dict[str, Any]) -> None:
         self.input_normalisation_ = (spec["normalisation"]["mean"], spec["normalisation"]["std"])
 
-    def _maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _view_maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
         maps: list[np.ndarray] = []
         for inputs in self._input_batches(images, "anomaly maps"):
             for scores in self._run_network(inputs):
@@ -230,7 +239,7 @@ class RegionalFeatureModel(AnomalyModel):
 
 
 class PositionScores(torch.nn.Module):
-    """Regional features of a batch, scored position by position: (B, 3, S, S) → (B, S/4, S/4).
+    """Regional features of a batch, scored position by position: (B, 3, H, W) → (B, H/4, W/4).
 
     ``head`` maps features (B, C, s, s) to scores (B, s, s), higher is more anomalous."""
 

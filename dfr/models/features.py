@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from dfr.data.tiles import as_size
+
 WINDOW = 4
 
 
@@ -41,34 +43,37 @@ def regional_matrix(size_in: int, image_size: int) -> np.ndarray:
     return pooling @ resize_matrix(size_in, image_size)
 
 
-def regional_features(activations: dict[str, torch.Tensor], image_size: int) -> torch.Tensor:
-    """Concatenate the regional maps of all layers: (N, sum of C, image_size / 4, image_size / 4).
+def regional_features(activations: dict[str, torch.Tensor], image_size: int | tuple[int, int]) -> torch.Tensor:
+    """Concatenate the regional maps of all layers: (N, sum of C, H / 4, W / 4) for an
+    ``image_size`` of (H, W) (an int: a square).
 
     The result is laid out channels-last in memory (one feature vector per position is
     contiguous), the layout the per-position autoencoder reads without copying.
     """
-    if image_size % WINDOW:
-        raise ValueError(f"image_size must be a multiple of {WINDOW}, got {image_size}")
+    image_size = as_size(image_size)
+    if image_size[0] % WINDOW or image_size[1] % WINDOW:
+        raise ValueError(f"image_size must be a multiple of {WINDOW} on both axes, got {image_size}")
     maps = []
     for activation in activations.values():
         height, width = activation.shape[-2:]
-        rows = torch.as_tensor(regional_matrix(height, image_size), dtype=activation.dtype, device=activation.device)
-        cols = torch.as_tensor(regional_matrix(width, image_size), dtype=activation.dtype, device=activation.device)
+        rows = torch.as_tensor(regional_matrix(height, image_size[0]), dtype=activation.dtype, device=activation.device)
+        cols = torch.as_tensor(regional_matrix(width, image_size[1]), dtype=activation.dtype, device=activation.device)
         maps.append(torch.einsum("ih,nchw,jw->nijc", rows, activation, cols))
     return torch.cat(maps, dim=3).permute(0, 3, 1, 2)
 
 
 class RegionalFeatureExtractor(torch.nn.Module):
-    """Frozen backbone + regional pooling: images (N, 3, S, S) → features (N, C, S/4, S/4).
+    """Frozen backbone + regional pooling: images (N, 3, H, W) → features (N, C, H/4, W/4).
 
-    ``backbone`` follows the protocol of :mod:`dfr.models.backbones`; ``channels`` is C.
+    ``backbone`` follows the protocol of :mod:`dfr.models.backbones`; ``channels`` is C;
+    ``image_size`` is (H, W).
     """
 
-    def __init__(self, backbone: torch.nn.Module, layers: tuple[str, ...], image_size: int) -> None:
+    def __init__(self, backbone: torch.nn.Module, layers: tuple[str, ...], image_size: int | tuple[int, int]) -> None:
         super().__init__()
         self.backbone = backbone
         self.layers = list(layers)
-        self.image_size = image_size
+        self.image_size = as_size(image_size)
         self.channels = sum(backbone.layer_channels(self.layers))
 
     @torch.no_grad()

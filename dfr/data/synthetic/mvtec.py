@@ -43,11 +43,16 @@ def write_mvtec_like(
             name, n_train=n_train, n_test=n_test, size=size, good_fraction=good_fraction, seed=seed + index,
             disjoint=disjoint,
         )
-        written[name] = _write_category(prepare_folder(root / name, overwrite), data)
+        written[name] = write_category(prepare_folder(root / name, overwrite), data)
     return written
 
 
-def _write_category(folder: Path, data: DefectDataset) -> DefectDataset:
+def write_category(folder: Path, data: DefectDataset) -> DefectDataset:
+    """Write ``data`` into the empty category folder ``folder`` in the MVTec AD layout; return what was written.
+
+    Images go through ``to_uint8`` (8-bit gray PNGs), masks as 0/255; the returned images are
+    float32 (uint8 / 255) in the order ``read_mvtec_category`` lists them, as ``write_mvtec_like`` says.
+    """
     train = [to_uint8(image) for image in data.train]
     for index, image in enumerate(train):
         write_image(folder / "train" / GOOD / f"{index:03d}.png", image)
