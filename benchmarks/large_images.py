@@ -37,15 +37,22 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
+from benchmarks.tune_boxes import sweep
 from dfr.api.registry import create_model
 from dfr.data import synthetic
+from dfr.data.io import read_image
 from dfr.evaluation.models import EFFNET_SIZE, BenchModel
 from dfr.evaluation.report import machine_description
 from dfr.evaluation.suite import run_suite
-from dfr.evaluation.tasks import POOL_SCORING, mvtec_tasks, pool_task
+from dfr.evaluation.tasks import POOL_SCORING, Task, mvtec_tasks, pool_task
 from dfr.models.backbones.timm_backbone import OFFLINE_BACKBONE
+from dfr.outputs.files import unique_stems
+from dfr.scoring import ScoringSettings
 
 SPLIT_SEEDS = {"validation": 1000, "test": 2000}
 TEXTURES = ("weave", "wood", "leather")
@@ -79,6 +86,29 @@ def texture_part(out: Path, split: str) -> list[dict[str, Any]]:
     return run_suite(mvtec_tasks(root), models, out / "textures")
 
 
+#: Box settings swept on the validation split's maps (:func:`tune_boxes`): small objects, no opening.
+BOX_GRID = {"seed_ratio": (1.5, 2.0, 2.5), "opening": (0.0,), "closing": (0.0, 0.01), "peak_fraction": (0.0, 0.3, 0.5),
+            "min_box_area": (0.00005, 0.0002, 0.0005), "merge_gap": (None, 0.01)}
+
+
+def tune_boxes(task: Task, results: list[dict[str, Any]], folder: Path) -> None:
+    """Print the box settings of ``BOX_GRID`` that are best on average over the models of
+    ``results``, swept on their saved test maps: for the validation split only."""
+    regions = [read_image(path)[:, :, 0] > 0 for path in task.test_regions] if task.test_regions else None
+    table: dict[tuple, list[float]] = {}
+    for result in results:
+        maps_folder = folder / "runs" / task.dataset / task.name / result["model"] / "predictions" / "maps"
+        maps = [np.load(maps_folder / f"{name}.npy") for name in unique_stems(task.item_names)]
+        model = SimpleNamespace(scoring=ScoringSettings.coerce(result["scoring"]), threshold_=result["threshold"],
+                                score_stats_=result["score_stats"])
+        for settings, figures in sweep(task, maps, regions, model, BOX_GRID):
+            table.setdefault(tuple(settings.items()), []).append(figures["f1"])
+    ranked = sorted(table.items(), key=lambda item: -np.mean(item[1]))
+    print(f"{task.name}: box settings by mean box F1 over {len(results)} models (validation):")
+    for settings, values in ranked[:5]:
+        print(f"  {dict(settings)}: mean {np.mean(values):.3f}, per model {', '.join(f'{v:.3f}' for v in values)}")
+
+
 def pool_part(out: Path, split: str) -> list[dict[str, Any]]:
     seed = SPLIT_SEEDS[split]
     results = []
@@ -92,7 +122,10 @@ def pool_part(out: Path, split: str) -> list[dict[str, Any]]:
         if size_name == "640x360":
             models.append(feature_model("dfr rectangular", "DFR, rectangular 360x640 input", None, ("pool",),
                                         image_size=(360, 640)))
-        results += run_suite([task], models, out / "pool" / size_name)
+        runs = run_suite([task], models, out / "pool" / size_name)
+        if split == "validation":
+            tune_boxes(task, runs, out / "pool" / size_name)
+        results += runs
     root = out / "data" / "pool-fixed-camera"
     if not root.is_dir():
         synthetic.write_pool_like(root, n_images=60, seed=seed, formats=("coco",))

@@ -54,15 +54,15 @@ def fitted_maps(task: Task, name: str, seed: int = 0):
     return model, maps, test_regions, seconds
 
 
-def sweep(task: Task, maps, regions, model) -> list[tuple[dict, dict]]:
-    """Box metrics of every setting in ``GRID``, best box F1 first."""
+def sweep(task: Task, maps, regions, model, grid: dict[str, tuple] = GRID) -> list[tuple[dict, dict]]:
+    """Box metrics of every setting in ``grid``, best box F1 first."""
     truth = task.true_boxes(task.masks([m.shape for m in maps]))
     rows = []
-    for values in itertools.product(*GRID.values()):
-        settings = replace(model.scoring, **dict(zip(GRID, values)))
+    for values in itertools.product(*grid.values()):
+        settings = replace(model.scoring, **dict(zip(grid, values)))
         found = [scoring.detect(m, model.threshold_, settings, floor=model.score_stats_["pixel_median"],
                                 region=None if regions is None else regions[i])[1] for i, m in enumerate(maps)]
-        rows.append((dict(zip(GRID, values)), metrics.detection_metrics(found, truth)))
+        rows.append((dict(zip(grid, values)), metrics.detection_metrics(found, truth)))
     return sorted(rows, key=lambda row: -row[1]["f1"])
 
 

@@ -85,6 +85,22 @@ def test_two_processes_fit_and_predict_what_one_process_does(folders):
                                    rtol=1e-4, atol=1e-4)
 
 
+def test_two_processes_fit_on_tiles_what_one_process_does(folders):
+    """A tiled fit shares the tiles of the training images among the processes, as it shares
+    images: 9 tiles of 32 x 32 per 64 x 64 image, the same model as one process fits."""
+    models = {}
+    for processes in (1, 2):
+        models[processes] = folders / f"tiled{processes}.dfr"
+        done = run(["fit", *HEAD, "--image-size", "32", "--tile-size", "32", "--train", str(folders / "train"),
+                    "--out", str(models[processes])], processes)
+        assert done.returncode == 0, done.stderr[-2000:]
+    one, two = dfr.load(models[1], device="cpu"), dfr.load(models[2], device="cpu")
+    assert len(one.tiles(64, 64)) == 9
+    assert two.threshold_ == pytest.approx(one.threshold_, rel=1e-5)
+    maps_one, maps_two = one.anomaly_map(folders / "test"), two.anomaly_map(folders / "test")
+    assert np.abs(maps_two - maps_one).max() <= 1e-5 * np.ptp(maps_one)
+
+
 def test_two_processes_train_an_autoencoder_with_ddp(folders):
     """CAE under DistributedDataParallel: each process trains on half the images, gradients are
     averaged, so the weights differ from one process's; stated tolerance: maps correlate > 0.9

@@ -53,7 +53,8 @@ class AnomalyModel:
     ``_restore_input_spec(spec)`` takes back what the pre-processing needs without the weights.
 
     ``_fit`` gets a lazy dataset (:class:`dfr.data.ImageDataset`: ``len``, indexing, read
-    on access) and ``_maps`` a list of at most ``MAP_CHUNK`` items. Video models also
+    on access; ``_training_items`` may replace it, e.g. by the tiles of the images, see
+    :class:`dfr.api.tiled.TiledModel`) and ``_maps`` a list of at most ``MAP_CHUNK`` items. Video models also
     override ``_dataset`` (clips instead of images), ``_split``, ``_map_chunks`` and ``_scores``.
 
     Shared scoring, set by ``scoring`` (a :class:`dfr.scoring.ScoringSettings`, a dict of its
