@@ -178,3 +178,24 @@ def test_bad_tile_settings_are_refused(wood):
         _fit(_model("dfr", tile_size=8), wood[0])
     with pytest.raises(ValueError, match="tile_overlap"):
         _fit(_model("dfr", tile_overlap=0.5), wood[0])
+
+
+def test_the_command_line_takes_rectangular_sizes_and_tiles(wood, tmp_path):
+    import cv2
+
+    from dfr.cli import main
+
+    train, test = wood
+    for name, images in (("train", train), ("test", test)):
+        (tmp_path / name).mkdir()
+        for index, image in enumerate(images):
+            cv2.imwrite(str(tmp_path / name / f"{index}.png"), (image * 255).astype(np.uint8))
+    model_path = tmp_path / "head.dfr"
+    assert main(["fit", "--model", "pca-residual", "--weights", "random", "--layers", "relu1_2,relu2_2",
+                 "--image-size", "32x48", "--tile-size", "auto", "--train", str(tmp_path / "train"),
+                 "--out", str(model_path)]) == 0
+    model = dfr.load(model_path)
+    assert model.network_size() == (32, 48) and len(model.tiles(96, 160)) == 16
+    assert main(["predict", str(model_path), str(tmp_path / "test"), "--out", str(tmp_path / "out")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "maps" / "0.npy"),
+                               model.anomaly_map(tmp_path / "test")[0], rtol=1e-5, atol=1e-6)

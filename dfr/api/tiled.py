@@ -83,9 +83,12 @@ class TiledModel(AnomalyModel):
     def tiling_spec(self) -> dict[str, Any]:
         """How images are cut before the network (recorded in exported models' input spec)."""
         shape = self.tile_shape()
-        return {"tiling": None if shape is None else {
-            "tile_size": list(shape), "overlap": list(self._overlap()), "rule": self.tile_size if self.tile_size == "auto" else "always",
-            "auto_scale": AUTO_SCALE, "blend": "raised-cosine window over the overlap, weighted mean"}}
+        if shape is None:
+            return {"tiling": None}
+        when = (f"when the image is more than {AUTO_SCALE:g} times the network input along an axis"
+                if self.tile_size == "auto" else "always")
+        return {"tiling": {"tile_size": list(shape), "overlap": list(self._overlap()), "when": when,
+                           "blend": "weighted mean, raised-cosine window over the overlap (dfr.data.tiles)"}}
 
     def _overlap(self) -> tuple[int, int]:
         shape = self.tile_shape()
