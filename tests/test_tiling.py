@@ -180,6 +180,7 @@ def test_bad_tile_settings_are_refused(wood):
         _fit(_model("dfr", tile_overlap=0.5), wood[0])
 
 
+@pytest.mark.filterwarnings("ignore:VGG19 with random weights")
 def test_the_command_line_takes_rectangular_sizes_and_tiles(wood, tmp_path):
     import cv2
 
