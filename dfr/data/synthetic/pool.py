@@ -100,13 +100,7 @@ def write_pool_like(
     for index in range(n_images):
         count = 0 if index in empty else int(rng.integers(1, max_swimmers + 1))
         image, image_boxes, region = _scene(deck, count, rng)
-        stem = f"pool_{index:03d}"
-        write_image(folder / "images" / f"{stem}.png", image)
-        write_image(folder / "masks" / f"{stem}.png", region.astype(np.uint8) * 255)
-        if "yolo" in formats:
-            _write_yolo(folder / "labels" / f"{stem}.txt", image_boxes, (height, width))
-        if "voc" in formats:
-            _write_voc(folder / "annotations" / f"{stem}.xml", f"{stem}.png", image_boxes, (height, width))
+        _write_frame(folder, f"pool_{index:03d}", image, image_boxes, region, formats)
         images.append(image)
         boxes.append(image_boxes)
         regions.append(region)
@@ -188,12 +182,7 @@ def write_pool_cameras(
             count = int(rng.integers(1, max_swimmers + 1)) if is_test else 0
             image, image_boxes, region = _camera_frame(camera, count, rng)
             stem = f"cam{camera_index:0{camera_digits}d}_{frame:0{image_digits}d}"
-            write_image(folder / "images" / f"{stem}.png", image)
-            write_image(folder / "masks" / f"{stem}.png", region.astype(np.uint8) * 255)
-            if "yolo" in formats:
-                _write_yolo(folder / "labels" / f"{stem}.txt", image_boxes, (height, width))
-            if "voc" in formats:
-                _write_voc(folder / "annotations" / f"{stem}.xml", f"{stem}.png", image_boxes, (height, width))
+            _write_frame(folder, stem, image, image_boxes, region, formats)
             images.append(image)
             boxes.append(image_boxes)
             regions.append(region)
@@ -791,6 +780,18 @@ def _camera_swimmer(image: np.ndarray, pool: np.ndarray, light: np.ndarray, came
             patch[part] = alpha * colour + (1 - alpha) * patch[part]
         return [int(xs.min()) + x0, int(ys.min()) + y0, int(xs.max()) + x0 + 1, int(ys.max()) + y0 + 1]
     raise RuntimeError(f"no room for a swimmer in lane {lane}")  # pragma: no cover - the mid-lane fallback always fits
+
+
+def _write_frame(folder: Path, stem: str, image: np.ndarray, boxes: np.ndarray, region: np.ndarray,
+                 formats: tuple[str, ...] | list[str]) -> None:
+    """Write one frame: its image, its pool mask and its YOLO and/or VOC annotation (COCO is one file for all)."""
+    size = image.shape[:2]
+    write_image(folder / "images" / f"{stem}.png", image)
+    write_image(folder / "masks" / f"{stem}.png", region.astype(np.uint8) * 255)
+    if "yolo" in formats:
+        _write_yolo(folder / "labels" / f"{stem}.txt", boxes, size)
+    if "voc" in formats:
+        _write_voc(folder / "annotations" / f"{stem}.xml", f"{stem}.png", boxes, size)
 
 
 def _write_yolo(path: Path, boxes: np.ndarray, size: tuple[int, int]) -> None:
